@@ -1,0 +1,44 @@
+# The interface users and CI rely on. Every target creates/updates .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# Rules call `python -m rnnmem`: put the venv first on PATH for Snakemake's jobs.
+export PATH := $(BIN):$(PATH)
+CORES ?= all
+SNAKEMAKE := $(BIN)/python -m snakemake --cores $(CORES) --rerun-incomplete --printshellcmds
+SMOKE := $(SNAKEMAKE) --directory smoke --configfile $(CURDIR)/tests/config.smoke.yaml --snakefile $(CURDIR)/Snakefile
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run smoke test lint bench dry-run clean
+
+venv: $(STAMP)
+
+# Reinstall when the project's dependencies change. torch is pinned to 2.13.0 (see pyproject.toml).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: venv  ## the whole DAG on config.yaml, all cores
+	$(SNAKEMAKE)
+
+dry-run: venv
+	$(SNAKEMAKE) --dry-run
+
+smoke: venv  ## the whole DAG on the smoke config, into smoke/results/
+	$(SMOKE)
+
+test: venv  ## unit and workflow tests
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m snakemake --lint
+
+bench: venv  ## training throughput and loop overhead, written to results/bench/
+	$(BIN)/python -m rnnmem bench --out-dir results/bench
+
+clean:
+	rm -rf smoke .snakemake

@@ -1,0 +1,3 @@
+from rnnmem.cli import main
+
+raise SystemExit(main())

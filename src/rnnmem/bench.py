@@ -1,0 +1,112 @@
+"""``make bench``: how fast the Reber ensembles train, and what the training loop costs on top of autograd.
+
+For each model and regime, an ensemble of ``MEMBERS`` networks trains on embedded-Reber (or Reber) strings with
+the success check switched off. The loop times its forward + loss + backward separately, so
+``loop_overhead = step time / (forward + backward time)`` compares a full step with the bare autograd work on
+the very same batches. A last row trains the same LSTMs one by one with torch's fused ``nn.LSTM`` (batch 1,
+plain SGD), the alternative to batching the seeds.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from rnnmem.atomic import write_csv, write_text
+from rnnmem.cells import SequencePredictor, fused_recurrence
+from rnnmem.grammars import GRAMMARS
+from rnnmem.reber import Experiment, member_strings
+from rnnmem.sequences import encode
+from rnnmem.training import ModernRegime, SeedRegime, train
+
+MEMBERS = 30
+BENCH_EXPERIMENTS = (
+    Experiment("reber_vanilla5", "reber", "vanilla", 5),
+    Experiment("embedded_vanilla18", "embedded_reber", "vanilla", 18),
+    Experiment("embedded_gru", "embedded_reber", "gru", 10),
+    Experiment("embedded_lstm", "embedded_reber", "lstm", 8),
+)
+
+
+def _never_solved(model: SequencePredictor) -> torch.Tensor:
+    return torch.zeros(model.members, dtype=torch.bool)
+
+
+def bench_ensemble(experiment: Experiment, regime: SeedRegime | ModernRegime, strings: int) -> dict:
+    """Train ``MEMBERS`` networks for ``strings`` strings each; no success checks."""
+    seeds = list(range(MEMBERS))
+    grammar = GRAMMARS[experiment.grammar]
+    data = encode(grammar, [member_strings(grammar, s, 256, 0)[0] for s in seeds])
+    model = SequencePredictor(experiment.model, 7, experiment.hidden, 7, members=MEMBERS,
+                              activation=experiment.activation)
+    model.reset_parameters(regime.init, seeds)
+    result = train(model, data, regime, seeds, strings, strings * 10, _never_solved, desc="bench")
+    return {
+        "experiment": experiment.name, "model": experiment.model, "hidden": experiment.hidden,
+        "params": experiment.params, "regime": regime.name, "networks": MEMBERS,
+        "batch_per_network": regime.batch_size, "steps": result.steps,
+        "strings_per_s_per_network": strings / result.seconds,
+        "strings_per_s_all_networks": strings * MEMBERS / result.seconds,
+        "ms_per_step": 1e3 * result.seconds / result.steps,
+        "ms_forward_backward": 1e3 * result.compute_seconds / result.steps,
+        "loop_overhead": result.seconds / result.compute_seconds,
+    }
+
+
+def bench_fused_lstm_loop(hidden: int, strings: int, networks: int) -> dict:
+    """The alternative: one fused nn.LSTM per seed, trained one after another with batch 1 SGD."""
+    grammar = GRAMMARS["embedded_reber"]
+    started = time.perf_counter()
+    compute = 0.0
+    for seed in range(networks):
+        data = encode(grammar, [member_strings(grammar, seed, 256, 0)[0]])
+        cell = SequencePredictor("lstm", 7, hidden, 7, members=1)
+        cell.reset_parameters("normal", [seed])
+        lstm = fused_recurrence(cell.recurrence)
+        readout = torch.nn.Linear(hidden, 7)
+        params = [p for p in (*lstm.parameters(), *readout.parameters()) if p.requires_grad]
+        optimizer = torch.optim.SGD(params, lr=0.01)
+        for step in range(strings):
+            n = step % 256
+            length = int(data.lengths[0, n])
+            x, target = data.x[0, n : n + 1, :length], data.targets[0, n, :length]
+            optimizer.zero_grad()
+            t0 = time.perf_counter()
+            hidden_states, _ = lstm(x)
+            loss = ((readout(hidden_states[0]) - torch.nn.functional.one_hot(target, 7)) ** 2).sum()
+            loss.backward()
+            compute += time.perf_counter() - t0
+            optimizer.step()
+    seconds = time.perf_counter() - started
+    return {
+        "experiment": "embedded_lstm (fused nn.LSTM, one net at a time)", "model": "lstm", "hidden": hidden,
+        "params": Experiment("x", "embedded_reber", "lstm", hidden).params, "regime": "seed",
+        "networks": networks, "batch_per_network": 1, "steps": strings * networks,
+        "strings_per_s_per_network": strings * networks / seconds / networks,
+        "strings_per_s_all_networks": strings * networks / seconds,
+        "ms_per_step": 1e3 * seconds / (strings * networks),
+        "ms_forward_backward": 1e3 * compute / (strings * networks),
+        "loop_overhead": seconds / compute,
+    }
+
+
+def run_bench(out_dir: Path, repeats: int = 20) -> pd.DataFrame:
+    """Time every model in both regimes; print a table and write CSV + markdown to ``out_dir``."""
+    torch.manual_seed(0)
+    rows = []
+    for experiment in BENCH_EXPERIMENTS:
+        rows.append(bench_ensemble(experiment, SeedRegime(), strings=128 * repeats // 10))
+        rows.append(bench_ensemble(experiment, ModernRegime(batch_size=16), strings=1024 * repeats // 10))
+    rows.append(bench_fused_lstm_loop(8, strings=64 * repeats // 10, networks=5))
+    table = pd.DataFrame(rows)
+    machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
+               f"torch {torch.__version__}, device cpu")
+    markdown = f"Machine: {machine}\n\n" + table.to_markdown(index=False, floatfmt=".4g") + "\n"
+    print(markdown)
+    write_csv(out_dir / "reber_training.csv", table)
+    write_text(out_dir / "reber_training.md", markdown)
+    return table

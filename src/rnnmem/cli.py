@@ -1,0 +1,96 @@
+"""Command line: one sub-command per rule family. Argument parsing only; the work is in :mod:`rnnmem.jobs`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rnnmem.runtime import configure_torch
+
+
+def _json(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"--params is not valid JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("--params must be a JSON object")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnnmem", description=__doc__)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("reber-train", help="train one (experiment, regime) ensemble over seeds")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--model", type=Path, required=True, help="output .pt (weights)")
+    p.add_argument("--spec", type=Path, required=True, help="output .json (hyper-parameters)")
+    p.add_argument("--table", type=Path, required=True, help="output .csv (one row per seed)")
+
+    p = sub.add_parser("reber-tables", help="success table and summary from the per-run tables")
+    p.add_argument("--runs", type=Path, nargs="+", required=True)
+    p.add_argument("--success", type=Path, required=True)
+    p.add_argument("--summary", type=Path, required=True)
+    p.add_argument("--summary-md", type=Path, required=True)
+
+    p = sub.add_parser("reber-figure", help="report figure 7, 8, 10 or 11 from a trained ensemble")
+    p.add_argument("--figure", choices=["fig07", "fig08", "fig10", "fig11"], required=True)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--spec", type=Path, required=True)
+    p.add_argument("--table", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("indistinguishable", help="state differences after BPBTXSE vs BTBTXSE")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--models", type=Path, nargs="+", required=True)
+    p.add_argument("--specs", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("toy-language", help="the §1.3 warm-up network and its most active outputs")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("bench", help="training throughput and loop overhead (make bench)")
+    p.add_argument("--out-dir", type=Path, default=Path("results/bench"))
+    p.add_argument("--repeats", type=int, default=20)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_torch(args.threads)
+    from rnnmem.checkpoints import ModelFileError
+    from rnnmem.config import ConfigError
+
+    try:
+        return _run(args)
+    except (ModelFileError, ConfigError) as error:
+        print(f"rnnmem {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rnnmem import jobs  # after configure_torch: imports torch-heavy modules
+
+    if args.command == "reber-train":
+        jobs.reber_train(args.params, args.model, args.spec, args.table)
+    elif args.command == "reber-tables":
+        jobs.reber_tables(args.runs, args.success, args.summary, args.summary_md)
+    elif args.command == "reber-figure":
+        jobs.reber_figure(args.figure, args.model, args.spec, args.table, args.out)
+    elif args.command == "indistinguishable":
+        if len(args.models) != len(args.specs):
+            print("rnnmem: --models and --specs need the same number of files", file=sys.stderr)
+            return 2
+        jobs.indistinguishable(args.params, args.models, args.specs, args.out)
+    elif args.command == "toy-language":
+        jobs.toy_language(args.params, args.out)
+    elif args.command == "bench":
+        from rnnmem.bench import run_bench
+
+        run_bench(args.out_dir, args.repeats)
+    return 0

@@ -1,0 +1,43 @@
+"""Checks of the config that a JSON schema cannot express (references between keys)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The config is well-typed but inconsistent; the message names the key."""
+
+
+FIGURE_GRAMMARS = {"fig07": "reber", "fig08": "reber", "fig10": "embedded_reber", "fig11": "embedded_reber"}
+
+
+def check_reber_references(reber: dict[str, Any]) -> None:
+    """Experiment names unique; ``match_params_of`` and figure keys name earlier experiments of the right grammar."""
+    seen: dict[str, dict[str, Any]] = {}
+    for position, entry in enumerate(reber["experiments"]):
+        name = entry["name"]
+        if name in seen:
+            raise ConfigError(f"reber.experiments[{position}].name: {name!r} is used twice")
+        other = entry.get("match_params_of")
+        if other is not None and other not in seen:
+            raise ConfigError(
+                f"reber.experiments[{position}].match_params_of: {other!r} is not an experiment listed before it"
+            )
+        if entry["model"] != "vanilla" and "activation" in entry:
+            raise ConfigError(f"reber.experiments[{position}].activation: only Vanilla networks take one")
+        seen[name] = entry
+    figures = reber["figures"]
+    if figures["regime"] not in reber["regimes"]:
+        raise ConfigError(f"reber.figures.regime: {figures['regime']!r} is not a key of reber.regimes")
+    for figure, grammar in FIGURE_GRAMMARS.items():
+        name = figures[figure]
+        if name not in seen:
+            raise ConfigError(f"reber.figures.{figure}: {name!r} is not in reber.experiments")
+        if seen[name]["grammar"] != grammar:
+            raise ConfigError(f"reber.figures.{figure}: {name!r} must be a {grammar} experiment")
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Everything beyond the schema; raise :class:`ConfigError` naming the key at fault."""
+    check_reber_references(config["reber"])

@@ -1,0 +1,52 @@
+"""Shared fixtures: a temporary copy of the workflow, and a runner for `python -m snakemake` inside it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "tests/config.smoke.yaml")
+
+
+def copy_workflow(target: Path) -> Path:
+    """Copy what Snakemake reads (not results) into ``target``."""
+    for name in WORKFLOW_FILES:
+        source, dest = REPO / name, target / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, dest)
+    return target
+
+
+def snakemake_env() -> dict[str, str]:
+    """This interpreter's bin first on PATH, so the rules' `python -m rnnmem` is the tested package."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["RNNMEM_DEVICE"] = "cpu"
+    return env
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(workdir / "Snakefile"),
+               "--directory", str(workdir), *args]
+    result = subprocess.run(command, cwd=workdir, env=snakemake_env(), capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole DAG on the smoke config, run once per test session in a temporary copy."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    run_snakemake(workdir, "--configfile", "tests/config.smoke.yaml", "--cores", "2")
+    return workdir

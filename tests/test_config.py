@@ -1,0 +1,142 @@
+"""config.yaml against the JSON schema and the cross-reference checks of rnnmem.config."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from rnnmem.config import ConfigError, check_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+CONFIGS = [ROOT / "config.yaml", ROOT / "tests" / "config.smoke.yaml"]
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def config() -> dict:
+    return load(ROOT / "config.yaml")
+
+
+def error_text(error: BaseException) -> str:
+    parts = [str(error), *(str(a) for a in error.args)]
+    if error.__cause__ is not None:
+        parts.append(str(error.__cause__))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path: Path) -> None:
+    config = load(path)
+    validate(copy.deepcopy(config), SCHEMA)
+    check_config(config)
+
+
+def _set(keys: tuple, value) -> Callable[[dict], None]:
+    def edit(config: dict) -> None:
+        node = config
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+
+    return edit
+
+
+SCHEMA_ERRORS = [
+    ("wrong_type", _set(("reber", "n_seeds"), "thirty"), ["n_seeds", "thirty"]),
+    ("negative_size", _set(("reber", "train_strings"), -1), ["train_strings", "-1"]),
+    ("zero_size", _set(("toy_language", "hidden"), 0), ["hidden", "0"]),
+    ("unknown_model", _set(("reber", "experiments", 0, "model"), "transformer"), ["transformer", "'model'"]),
+    ("unknown_grammar", _set(("reber", "experiments", 1, "grammar"), "dyck"), ["dyck"]),
+    ("unknown_activation", _set(("reber", "experiments", 0, "activation"), "relu"), ["relu"]),
+    (
+        "unknown_regime",
+        _set(("reber", "regimes", "adam"), {"lr": 0.1, "batch_size": 8, "clip_norm": 1.0, "init": "uniform"}),
+        ["adam"],
+    ),
+    ("unknown_top_level_key", _set(("plots",), {"dpi": 300}), ["plots"]),
+    ("unknown_regime_key", _set(("reber", "regimes", "seed", "momentum"), 0.9), ["momentum"]),
+    ("figure_regime_name", _set(("reber", "figures", "regime"), "sgd"), ["sgd"]),
+    ("bad_init", _set(("toy_language", "regime", "init"), "xavier"), ["xavier"]),
+    ("bad_experiment_name", _set(("reber", "experiments", 0, "name"), "has space"), ["has space"]),
+]
+
+
+@pytest.mark.parametrize(("label", "edit", "needles"), SCHEMA_ERRORS, ids=[e[0] for e in SCHEMA_ERRORS])
+def test_schema_rejects(config: dict, label: str, edit, needles: list[str]) -> None:
+    edit(config)
+    with pytest.raises(WorkflowError) as info:
+        validate(config, SCHEMA)
+    text = error_text(info.value)
+    for needle in needles:
+        assert needle in text, (label, needle, text)
+
+
+def test_schema_rejects_missing_key(config: dict) -> None:
+    del config["reber"]["check_every"]
+    with pytest.raises(WorkflowError) as info:
+        validate(config, SCHEMA)
+    assert "check_every" in error_text(info.value)
+
+
+def test_schema_rejects_hidden_and_match_together(config: dict) -> None:
+    config["reber"]["experiments"][2]["hidden"] = 10
+    with pytest.raises(WorkflowError) as info:
+        validate(config, SCHEMA)
+    text = error_text(info.value)
+    assert "embedded_gru" in text and "oneOf" in text
+
+
+def _experiments(config: dict) -> list[dict]:
+    return config["reber"]["experiments"]
+
+
+def _only_seed_regime(config: dict) -> None:
+    del config["reber"]["regimes"]["modern"]  # figures.regime stays "modern"
+
+
+def _match_later(config: dict) -> None:
+    _experiments(config)[2]["match_params_of"] = "embedded_lstm"
+
+
+def _match_unknown(config: dict) -> None:
+    _experiments(config)[3]["match_params_of"] = "embedded_vanilla99"
+
+
+def _duplicate_name(config: dict) -> None:
+    _experiments(config)[1]["name"] = "reber_vanilla5"
+
+
+def _activation_on_gru(config: dict) -> None:
+    _experiments(config)[2]["activation"] = "tanh"
+
+
+CHECK_ERRORS = [
+    ("figure_regime_not_configured", _only_seed_regime, "reber.figures.regime"),
+    ("match_later", _match_later, "reber.experiments[2].match_params_of"),
+    ("match_unknown", _match_unknown, "reber.experiments[3].match_params_of"),
+    ("duplicate_name", _duplicate_name, "reber.experiments[1].name"),
+    ("activation_on_gru", _activation_on_gru, "reber.experiments[2].activation"),
+    ("figure_wrong_grammar_07", _set(("reber", "figures", "fig07"), "embedded_gru"), "reber.figures.fig07"),
+    ("figure_wrong_grammar_11", _set(("reber", "figures", "fig11"), "reber_vanilla5"), "reber.figures.fig11"),
+    ("figure_unknown_experiment", _set(("reber", "figures", "fig10"), "embedded_rnn"), "reber.figures.fig10"),
+]
+
+
+@pytest.mark.parametrize(("label", "edit", "key"), CHECK_ERRORS, ids=[e[0] for e in CHECK_ERRORS])
+def test_check_config_rejects(config: dict, label: str, edit, key: str) -> None:
+    edit(config)
+    # Well-typed: only the cross-reference check can catch it.
+    validate(copy.deepcopy(config), SCHEMA)
+    with pytest.raises(ConfigError) as info:
+        check_config(config)
+    assert key in str(info.value), (label, str(info.value))

@@ -1,0 +1,85 @@
+"""The smoke config through Snakemake end to end: outputs exist and parse, and nothing is left to do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, copy_workflow, run_snakemake, snakemake_env
+
+pytestmark = pytest.mark.workflow
+
+REBER_TABLES = {
+    "results/tables/reber_success.csv": ["grammar", "model", "hidden", "params", "regime", "seed", "solved",
+                                         "strings_to_success", "legal_acc_test", "outer_acc_test"],
+    "results/tables/reber_summary.csv": ["grammar", "model", "regime", "success_rate", "median_strings"],
+    "results/tables/indistinguishable.csv": ["model", "weights", "output_mean_abs_diff", "hidden_mean_abs_diff"],
+    "results/tables/toy_language.csv": ["prefix", "legal_next", "most_active", "correct"],
+}
+FIGURES = ["fig07_reber_outputs_vanilla", "fig08_reber_hidden_states", "fig10_embedded_vanilla",
+           "fig11_embedded_gru"]
+
+
+def test_every_reber_table_exists_and_parses(smoke_run):
+    smoke = yaml.safe_load((REPO / "tests/config.smoke.yaml").read_text())["reber"]
+    for path, columns in REBER_TABLES.items():
+        table = pd.read_csv(smoke_run / path)
+        assert not table.empty, path
+        assert set(columns) <= set(table.columns), (path, table.columns)
+    success = pd.read_csv(smoke_run / "results/tables/reber_success.csv")
+    runs = len(smoke["experiments"]) * len(smoke["regimes"])
+    assert len(success) == runs * smoke["n_seeds"]
+    assert set(success["model"]) == {"vanilla", "gru", "lstm"}
+    assert set(success["regime"]) == {"seed", "modern"}
+    assert (success.loc[success["grammar"] == "embedded_reber", "outer_acc_test"].between(0, 1)).all()
+    assert (smoke_run / "results/tables/reber_summary.md").read_text().startswith("| grammar")
+
+
+def test_every_figure_is_a_png(smoke_run):
+    for name in FIGURES:
+        data = (smoke_run / f"results/figures/{name}.png").read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_models_load_and_every_rule_logged(smoke_run):
+    from rnnmem.checkpoints import load_ensemble
+
+    model, spec = load_ensemble(smoke_run / "results/models/reber/embedded_gru_modern.pt",
+                                smoke_run / "results/models/reber/embedded_gru_modern.json")
+    assert spec["hidden"] == model.recurrence.hidden == 10
+    for rule in ("reber_tables", "indistinguishable", "toy_language"):
+        assert (smoke_run / f"logs/{rule}.log").exists(), rule
+        assert (smoke_run / f"benchmarks/{rule}.tsv").exists(), rule
+
+
+def test_second_dry_run_has_nothing_to_do(smoke_run):
+    result = run_snakemake(smoke_run, "--configfile", "tests/config.smoke.yaml", "--dry-run", "--cores", "1")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    config = yaml.safe_load((workdir / "tests/config.smoke.yaml").read_text())
+    config["reber"]["experiments"][0]["model"] = "transformer"
+    (workdir / "bad.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    result = run_snakemake(workdir, "--configfile", "bad.yaml", "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "transformer" in result.stdout + result.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_corrupt_model_file_is_named(smoke_run, tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a torch file")
+    out = tmp_path / "fig.png"
+    command = [sys.executable, "-m", "rnnmem", "reber-figure", "--figure", "fig07", "--model", str(bad),
+               "--spec", str(smoke_run / "results/models/reber/reber_vanilla5_modern.json"),
+               "--table", str(smoke_run / "results/tables/reber/runs/reber_vanilla5_modern.csv"),
+               "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, env=snakemake_env(), timeout=300)
+    assert result.returncode == 1
+    assert str(bad) in result.stderr and "cannot load model weights" in result.stderr
+    assert not out.exists()

@@ -1,0 +1,91 @@
+import json
+
+from snakemake.utils import min_version, validate
+
+from rnnmem.config import check_config
+from rnnmem.reber import resolve_experiments
+
+min_version("9.0")
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+check_config(config)
+
+REBER = config["reber"]
+REBER_EXPERIMENTS = resolve_experiments(REBER["experiments"])
+REBER_REGIMES = list(REBER["regimes"])
+
+# Every job calls the package through its CLI; thread count follows the rule's `threads`.
+RNNMEM = "python -m rnnmem --threads {threads}"
+
+
+
+def as_json(value):
+    """Compact, key-sorted JSON for a params field, so equal settings give equal strings (no spurious reruns)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- Reber branch -----------------------------------------------------------------------------------------------
+
+
+def reber_train_params(wildcards):
+    experiment = REBER_EXPERIMENTS[wildcards.experiment]
+    keys = ["first_seed", "n_seeds", "train_strings", "test_strings", "max_strings", "check_every"]
+    return as_json(
+        {
+            **{key: REBER[key] for key in keys},
+            "experiment": experiment.__dict__,
+            "regime_name": wildcards.regime,
+            "regime": REBER["regimes"][wildcards.regime],
+        }
+    )
+
+
+def reber_runs(kind):
+    """Paths of every trained (experiment, regime) ensemble: kind is model, spec or table."""
+    pattern = {
+        "model": "results/models/reber/{experiment}_{regime}.pt",
+        "spec": "results/models/reber/{experiment}_{regime}.json",
+        "table": "results/tables/reber/runs/{experiment}_{regime}.csv",
+    }[kind]
+    return expand(pattern, experiment=REBER_EXPERIMENTS, regime=REBER_REGIMES)
+
+
+def figure_run(figure):
+    """Trained files of the experiment a figure shows, in the configured regime."""
+    name, regime = REBER["figures"][figure], REBER["figures"]["regime"]
+    return {
+        "model": f"results/models/reber/{name}_{regime}.pt",
+        "spec": f"results/models/reber/{name}_{regime}.json",
+        "table": f"results/tables/reber/runs/{name}_{regime}.csv",
+    }
+
+
+def embedded_runs(kind):
+    """Trained files of every embedded-Reber experiment in every regime."""
+    suffix = {"model": "pt", "spec": "json"}[kind]
+    return [
+        f"results/models/reber/{name}_{regime}.{suffix}"
+        for name, experiment in REBER_EXPERIMENTS.items()
+        if experiment.grammar == "embedded_reber"
+        for regime in REBER_REGIMES
+    ]
+
+
+REBER_FIGURES = {
+    "fig07": "results/figures/fig07_reber_outputs_vanilla.png",
+    "fig08": "results/figures/fig08_reber_hidden_states.png",
+    "fig10": "results/figures/fig10_embedded_vanilla.png",
+    "fig11": "results/figures/fig11_embedded_gru.png",
+}
+
+
+def reber_outputs():
+    return [
+        "results/tables/reber_success.csv",
+        "results/tables/reber_summary.csv",
+        "results/tables/reber_summary.md",
+        "results/tables/indistinguishable.csv",
+        "results/tables/toy_language.csv",
+        *REBER_FIGURES.values(),
+    ]
