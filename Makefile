@@ -9,6 +9,8 @@ CORES ?= all
 SNAKEMAKE := $(BIN)/python -m snakemake --cores $(CORES) --rerun-incomplete --printshellcmds
 SMOKE := $(SNAKEMAKE) --directory smoke --configfile $(CURDIR)/tests/config.smoke.yaml --snakefile $(CURDIR)/Snakefile
 STAMP := $(VENV)/.installed
+# The CPU wheel of torch 2.13.0 lies in /opt/wheels on the project's machines; elsewhere pip uses PyPI.
+PIP_FIND := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
 .PHONY: venv run smoke test lint bench dry-run clean
 
@@ -17,8 +19,7 @@ venv: $(STAMP)
 # Reinstall when the project's dependencies change. torch is pinned to 2.13.0 (see pyproject.toml).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet $(PIP_FIND) -e '.[dev]'
 	touch $@
 
 run: venv  ## the whole DAG on config.yaml, all cores

@@ -7,6 +7,7 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/reber.smk"
+include: "workflow/rules/memory.smk"
 
 
 wildcard_constraints:
@@ -17,4 +18,5 @@ wildcard_constraints:
 rule all:
     input:
         reber_outputs(),
+        memory_outputs(),
     default_target: True

@@ -85,17 +85,38 @@ class EnsembleRecurrence(nn.Module):
         zeros = torch.zeros(self.members, batch, self.hidden, device=like.device, dtype=like.dtype)
         return (zeros, zeros.clone()) if self.kind == "lstm" else zeros
 
-    def forward(self, x: Tensor, state: Tensor | tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, object]:
+    def project(self, x: Tensor) -> Tensor:
+        """The input part x W + b of every gate: (M, N, I) -> (M, N, G*H)."""
+        return torch.baddbmm(self.bias, x, self.weight_ih)
+
+    def step(self, projected: Tensor, state: Tensor | tuple[Tensor, Tensor]) -> Tensor | tuple[Tensor, Tensor]:
+        """One time step from the projected input (M, B, G*H) and the previous state."""
+        if self.kind == "vanilla":
+            return self._vanilla_step(projected, state)
+        return self._gru_step(projected, state) if self.kind == "gru" else self._lstm_step(projected, state)
+
+    def forward(
+        self,
+        x: Tensor,
+        state: Tensor | tuple[Tensor, Tensor] | None = None,
+        perturbation: Tensor | None = None,
+    ) -> tuple[Tensor, object]:
+        """Hidden states (M, B, T, H) of inputs (M, B, T, I), and the final state.
+
+        ``perturbation`` (M, B, T, H), if given, is added to h_t right after step t; its gradient is then
+        ∂E/∂h_t through every later step (what the gradient-versus-lag analysis measures).
+        """
         members, batch, steps, _ = x.shape
         if state is None:
             state = self.initial_state(batch, x)
         # Input projections of every step at once: (M, B*T, I) @ (M, I, G*H).
-        projected = torch.baddbmm(self.bias, x.reshape(members, batch * steps, -1), self.weight_ih)
-        projected = projected.reshape(members, batch, steps, -1)
-        step = {"vanilla": self._vanilla_step, "gru": self._gru_step, "lstm": self._lstm_step}[self.kind]
+        projected = self.project(x.reshape(members, batch * steps, -1)).reshape(members, batch, steps, -1)
         outputs = []
         for t in range(steps):
-            state = step(projected[:, :, t], state)
+            state = self.step(projected[:, :, t], state)
+            if perturbation is not None:
+                delta = perturbation[:, :, t]
+                state = (state[0] + delta, state[1]) if self.kind == "lstm" else state + delta
             outputs.append(state[0] if self.kind == "lstm" else state)
         return torch.stack(outputs, dim=2), state
 

@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, required=True, help="output .pt (weights)")
     p.add_argument("--spec", type=Path, required=True, help="output .json (hyper-parameters)")
     p.add_argument("--table", type=Path, required=True, help="output .csv (one row per seed)")
+    p.add_argument("--gradients", type=Path, help="output .csv of |gradient| histograms (default: not logged)")
 
     p = sub.add_parser("reber-tables", help="success table and summary from the per-run tables")
     p.add_argument("--runs", type=Path, nargs="+", required=True)
@@ -54,6 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=_json, required=True)
     p.add_argument("--out", type=Path, required=True)
 
+    p = sub.add_parser("gradient-summary", help="figures 12, 13 and tables/gradients.csv")
+    p.add_argument("--histograms", type=Path, nargs="+", required=True)
+    p.add_argument("--table", type=Path, required=True)
+    p.add_argument("--fig12", type=Path, required=True)
+    p.add_argument("--fig13", type=Path, required=True)
+    p.add_argument("--zoom-max", type=float, required=True)
+
+    p = sub.add_parser("gradient-lag", help="gradient norm against the lag, trained and initial weights")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--models", type=Path, nargs="+", required=True)
+    p.add_argument("--specs", type=Path, nargs="+", required=True)
+    p.add_argument("--table", type=Path, required=True)
+    p.add_argument("--figure", type=Path, required=True)
+
     p = sub.add_parser("bench", help="training throughput and loop overhead (make bench)")
     p.add_argument("--out-dir", type=Path, default=Path("results/bench"))
     p.add_argument("--repeats", type=int, default=20)
@@ -77,16 +92,20 @@ def _run(args: argparse.Namespace) -> int:
     from rnnmem import jobs  # after configure_torch: imports torch-heavy modules
 
     if args.command == "reber-train":
-        jobs.reber_train(args.params, args.model, args.spec, args.table)
+        jobs.reber_train(args.params, args.model, args.spec, args.table, args.gradients)
     elif args.command == "reber-tables":
         jobs.reber_tables(args.runs, args.success, args.summary, args.summary_md)
     elif args.command == "reber-figure":
         jobs.reber_figure(args.figure, args.model, args.spec, args.table, args.out)
+    elif args.command in ("indistinguishable", "gradient-lag") and len(args.models) != len(args.specs):
+        print(f"rnnmem {args.command}: --models and --specs need the same number of files", file=sys.stderr)
+        return 2
     elif args.command == "indistinguishable":
-        if len(args.models) != len(args.specs):
-            print("rnnmem: --models and --specs need the same number of files", file=sys.stderr)
-            return 2
         jobs.indistinguishable(args.params, args.models, args.specs, args.out)
+    elif args.command == "gradient-summary":
+        jobs.gradient_summary(args.histograms, args.table, args.fig12, args.fig13, args.zoom_max)
+    elif args.command == "gradient-lag":
+        jobs.gradient_lag(args.params, args.models, args.specs, args.table, args.figure)
     elif args.command == "toy-language":
         jobs.toy_language(args.params, args.out)
     elif args.command == "bench":

@@ -38,6 +38,18 @@ def check_reber_references(reber: dict[str, Any]) -> None:
             raise ConfigError(f"reber.figures.{figure}: {name!r} must be a {grammar} experiment")
 
 
+def check_memory_references(config: dict[str, Any]) -> None:
+    """Gradient figures read embedded-Reber experiments that the Reber branch trains."""
+    grammars = {entry["name"]: entry["grammar"] for entry in config["reber"]["experiments"]}
+    for position, name in enumerate(config["memory"]["gradients"]["experiments"]):
+        if grammars.get(name) != "embedded_reber":
+            raise ConfigError(
+                f"memory.gradients.experiments[{position}]: {name!r} is not an embedded_reber experiment of "
+                "reber.experiments"
+            )
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Everything beyond the schema; raise :class:`ConfigError` naming the key at fault."""
     check_reber_references(config["reber"])
+    check_memory_references(config)

@@ -12,27 +12,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rnnmem import plots
+from rnnmem import plots, plots_gradients
 from rnnmem.atomic import write_csv, write_text
 from rnnmem.checkpoints import load_ensemble, save_ensemble
 from rnnmem.grammars import EMBEDDED_REBER, REBER, sample_reber
 from rnnmem.indistinguishable import PROBE_PAIR, final_state_differences
+from rnnmem.memory.gradients import GradientRecorder, by_lag, gradient_norms_by_lag, summarize_histograms
 from rnnmem.reber import Experiment, member_strings, run_experiment, summarize
 from rnnmem.runtime import pick_device
+from rnnmem.sequences import encode
 from rnnmem.toy import most_active_outputs, train_toy
 from rnnmem.training import make_regime
 
 
-def reber_train(params: dict[str, Any], model_path: Path, spec_path: Path, table_path: Path) -> None:
-    """Train one (experiment, regime) ensemble: a member per seed."""
+def reber_train(
+    params: dict[str, Any], model_path: Path, spec_path: Path, table_path: Path, gradients_path: Path | None = None
+) -> None:
+    """Train one (experiment, regime) ensemble, a member per seed, logging |gradient| histograms on the way."""
     experiment = Experiment(**params["experiment"])
     regime = make_regime(params["regime_name"], params["regime"])
     seeds = list(range(params["first_seed"], params["first_seed"] + params["n_seeds"]))
     device = pick_device()
     print(f"{experiment} regime={regime} seeds={seeds[0]}..{seeds[-1]} device={device}", flush=True)
+    recorder = GradientRecorder(**params["gradient_log"]) if gradients_path else None
     model, table, result = run_experiment(
         experiment, regime, seeds, params["train_strings"], params["test_strings"],
-        params["max_strings"], params["check_every"], device,
+        params["max_strings"], params["check_every"], device, step_hook=recorder,
     )
     print(f"trained in {result.seconds:.1f} s; solved {int(table['solved'].sum())}/{len(seeds)}", flush=True)
     spec = {
@@ -41,6 +46,12 @@ def reber_train(params: dict[str, Any], model_path: Path, spec_path: Path, table
         "input_size": experiment.alphabet_size, "output_size": experiment.alphabet_size,
         "regime": regime.name, "regime_settings": params["regime"], "seeds": seeds,
     }
+    if recorder is not None:
+        histograms = recorder.table()
+        for column, value in (("regime", regime.name), ("hidden", experiment.hidden),
+                              ("model", experiment.model), ("experiment", experiment.name)):
+            histograms.insert(0, column, value)
+        write_csv(gradients_path, histograms)
     write_csv(table_path, table)
     save_ensemble(model.cpu(), spec, model_path, spec_path)
 
@@ -128,4 +139,39 @@ def toy_language(params: dict[str, Any], out: Path) -> None:
     table.insert(1, "strings_to_success", run["strings_to_success"].iloc[0])
     write_csv(out, table)
 
+
+
+
+def gradient_summary(histogram_paths: list[Path], table_out: Path, fig12: Path, fig13: Path, zoom_max: float) -> None:
+    """Figures 12, 13 and tables/gradients.csv from the training jobs' |gradient| histograms."""
+    histograms = pd.concat([pd.read_csv(path) for path in histogram_paths], ignore_index=True)
+    write_csv(table_out, summarize_histograms(histograms))
+    plots_gradients.fig_gradient_histograms(histograms, fig12)
+    plots_gradients.fig_gradient_histograms(histograms, fig13, zoom_max=zoom_max)
+
+
+def gradient_lag(params: dict[str, Any], models: list[Path], specs: list[Path], table_out: Path, fig: Path) -> None:
+    """‖∂E_t/∂h_{t−l}‖ against the lag l on embedded test strings, trained and initial weights."""
+    frames = []
+    for model_path, spec_path in zip(models, specs, strict=True):
+        trained, spec = load_ensemble(model_path, spec_path)
+        seeds = spec["seeds"]
+        initial = type(trained)(spec["model"], spec["input_size"], spec["hidden"], spec["output_size"],
+                                members=len(seeds), activation=spec["activation"])
+        initial.reset_parameters(spec["regime_settings"]["init"], seeds)
+        # The first test strings of each seed (test strings are drawn after the training strings).
+        tests = [member_strings(EMBEDDED_REBER, seed, params["train_strings"], params["strings"])[1]
+                 for seed in seeds]
+        data = encode(EMBEDDED_REBER, tests)
+        step = data.lengths - 2  # the step that reads the inner E and must predict the outer T/P
+        loss = "squared_error" if spec["regime"] == "seed" else "cross_entropy"
+        for weights, net in (("trained", trained), ("initial", initial)):
+            table = by_lag(gradient_norms_by_lag(net, data.x, data.targets, step, loss), step)
+            for column, value in (("weights", weights), ("regime", spec["regime"]), ("hidden", spec["hidden"]),
+                                  ("model", spec["model"]), ("experiment", spec["experiment"])):
+                table.insert(0, column, value)
+            frames.append(table)
+    table = pd.concat(frames, ignore_index=True)
+    write_csv(table_out, table)
+    plots_gradients.fig_gradient_vs_lag(table, fig)
 

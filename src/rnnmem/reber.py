@@ -16,7 +16,7 @@ import torch
 from rnnmem.cells import SequencePredictor, matched_hidden, parameter_count
 from rnnmem.grammars import GRAMMARS, Grammar, sample_disjoint_sets
 from rnnmem.sequences import EncodedStrings, encode, top_m_correct
-from rnnmem.training import Regime, TrainResult, train
+from rnnmem.training import Regime, StepHook, TrainResult, train
 
 SUCCESS_COLUMNS = [
     "grammar", "model", "hidden", "params", "regime", "seed", "solved", "strings_to_success",
@@ -102,7 +102,7 @@ def run_experiment(
     max_strings: int,
     check_every: int,
     device: torch.device,
-    step_hook=None,
+    step_hook: StepHook | None = None,
 ) -> tuple[SequencePredictor, pd.DataFrame, TrainResult]:
     """Train one ensemble (a member per seed) and tabulate each member's outcome."""
     grammar = GRAMMARS[experiment.grammar]

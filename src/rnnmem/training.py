@@ -107,8 +107,9 @@ class TrainResult:
 Check = Callable[[SequencePredictor], Tensor]
 """Called every ``check_every`` strings; returns (M,) bool: which members are solved."""
 
-StepHook = Callable[[SequencePredictor, int], None]
-"""Called after each backward pass, before the update, with the number of strings presented so far."""
+StepHook = Callable[[SequencePredictor, int, Tensor], None]
+"""Called after each backward pass, before the update, with the strings presented so far and the (M,) mask of
+members still training (the others' gradients are computed but not applied)."""
 
 
 def train(
@@ -167,7 +168,7 @@ def train(
         presented += batch
         steps += 1
         if step_hook is not None:
-            step_hook(model, presented)
+            step_hook(model, presented, active)
         _update(params, regime, optimizer, lr, active)
         epoch_error += losses.detach()
         step_in_epoch += 1

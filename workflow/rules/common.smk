@@ -30,7 +30,7 @@ def as_json(value):
 
 def reber_train_params(wildcards):
     experiment = REBER_EXPERIMENTS[wildcards.experiment]
-    keys = ["first_seed", "n_seeds", "train_strings", "test_strings", "max_strings", "check_every"]
+    keys = ["first_seed", "n_seeds", "train_strings", "test_strings", "max_strings", "check_every", "gradient_log"]
     return as_json(
         {
             **{key: REBER[key] for key in keys},
@@ -88,4 +88,28 @@ def reber_outputs():
         "results/tables/indistinguishable.csv",
         "results/tables/toy_language.csv",
         *REBER_FIGURES.values(),
+    ]
+
+
+# --- Memory branch ----------------------------------------------------------------------------------------------
+MEMORY = config["memory"]
+
+
+def gradient_runs(kind):
+    """Training-job outputs of the experiments the gradient figures show, in every regime."""
+    pattern = {
+        "model": "results/models/reber/{experiment}_{regime}.pt",
+        "spec": "results/models/reber/{experiment}_{regime}.json",
+        "gradients": "results/tables/reber/gradients/{experiment}_{regime}.csv",
+    }[kind]
+    return expand(pattern, experiment=MEMORY["gradients"]["experiments"], regime=REBER_REGIMES)
+
+
+def memory_outputs():
+    return [
+        "results/tables/gradients.csv",
+        "results/figures/fig12_gradients.png",
+        "results/figures/fig13_gradients_near_zero.png",
+        "results/memory/gradient_vs_lag.csv",
+        "results/figures/gradient_vs_lag.png",
     ]

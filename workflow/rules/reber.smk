@@ -6,6 +6,7 @@ rule reber_train:
         model="results/models/reber/{experiment}_{regime}.pt",
         spec="results/models/reber/{experiment}_{regime}.json",
         table="results/tables/reber/runs/{experiment}_{regime}.csv",
+        gradients="results/tables/reber/gradients/{experiment}_{regime}.csv",
     params:
         spec=reber_train_params,
     threads: 1
@@ -21,7 +22,7 @@ rule reber_train:
         "../../envs/rnnmem.yaml"
     shell:
         f"{RNNMEM} reber-train --params {{params.spec:q}} --model {{output.model:q}} "
-        "--spec {output.spec:q} --table {output.table:q} > {log:q} 2>&1"
+        "--spec {output.spec:q} --table {output.table:q} --gradients {output.gradients:q} > {log:q} 2>&1"
 
 
 rule reber_tables:

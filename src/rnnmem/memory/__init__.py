@@ -1,0 +1,1 @@
+"""Memory analyses of report §2: gradient statistics, D(l, k) and memory capacity."""
