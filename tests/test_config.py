@@ -68,6 +68,15 @@ SCHEMA_ERRORS = [
     ("figure_regime_name", _set(("reber", "figures", "regime"), "sgd"), ["sgd"]),
     ("bad_init", _set(("toy_language", "regime", "init"), "xavier"), ["xavier"]),
     ("bad_experiment_name", _set(("reber", "experiments", 0, "name"), "has space"), ["has space"]),
+    ("dlk_k_below_1", _set(("memory", "dlk", "k"), [0, 5]), ["k", "0"]),
+    ("dlk_l_below_1", _set(("memory", "dlk", "max_l"), 0), ["max_l", "0"]),
+    ("dlk_draws_below_1", _set(("memory", "dlk", "draws"), 0), ["draws", "0"]),
+    ("dlk_unknown_model", _set(("memory", "dlk", "models"), ["vanilla", "lstm"]), ["lstm"]),
+    ("dlk_bad_scale", _set(("memory", "dlk", "weight_scale"), "inv_k"), ["weight_scale", "inv_k"]),
+    ("mc_rho_zero", _set(("memory", "capacity", "esn", "rho"), 0), ["rho", "0"]),
+    ("mc_rho_negative", _set(("memory", "capacity", "esn", "rho"), -0.9), ["rho", "-0.9"]),
+    ("mc_k_below_1", _set(("memory", "capacity", "k"), [0]), ["k", "0"]),
+    ("gradient_zoom", _set(("memory", "gradients", "zoom_max"), 0), ["zoom_max", "0"]),
 ]
 
 
@@ -129,6 +138,12 @@ CHECK_ERRORS = [
     ("figure_wrong_grammar_07", _set(("reber", "figures", "fig07"), "embedded_gru"), "reber.figures.fig07"),
     ("figure_wrong_grammar_11", _set(("reber", "figures", "fig11"), "reber_vanilla5"), "reber.figures.fig11"),
     ("figure_unknown_experiment", _set(("reber", "figures", "fig10"), "embedded_rnn"), "reber.figures.fig10"),
+    ("mc_train_not_longer_than_washout", _set(("memory", "capacity", "train_length"), 200),
+     "memory.capacity.train_length"),
+    ("dlk_curve_k_not_computed", _set(("memory", "dlk", "curves_k"), [1, 7]), "memory.dlk.curves_k"),
+    ("compare_k_not_computed", _set(("memory", "dlk", "compare_k"), 7), "memory.dlk.compare_k"),
+    ("gradient_experiment_not_embedded", _set(("memory", "gradients", "experiments"), ["reber_vanilla5"]),
+     "memory.gradients.experiments[0]"),
 ]
 
 

@@ -18,9 +18,19 @@ REBER_TABLES = {
     "results/tables/reber_summary.csv": ["grammar", "model", "regime", "success_rate", "median_strings"],
     "results/tables/indistinguishable.csv": ["model", "weights", "output_mean_abs_diff", "hidden_mean_abs_diff"],
     "results/tables/toy_language.csv": ["prefix", "legal_next", "most_active", "correct"],
+    "results/tables/gradients.csv": ["model", "regime", "phase", "group", "q50", "frac_below_1e-6",
+                                     "frac_above_1e2"],
+    "results/memory/gradient_vs_lag.csv": ["model", "regime", "weights", "lag", "median"],
+    "results/memory/dlk_vanilla.csv": ["k", "l", "mean", "std", "sem", "n_draws", "sv_max_below_1",
+                                       "sv_max_below_4"],
+    "results/memory/dlk_gru.csv": ["k", "l", "mean", "std", "sem", "n_draws", "sv_max_below_1"],
+    "results/memory/mc_esn.csv": ["k", "l", "mc"],
+    "results/memory/mc_gru.csv": ["k", "l", "mc"],
+    "results/memory/mc_totals.csv": ["reservoir", "k", "mc_total", "mc_total_std"],
 }
 FIGURES = ["fig07_reber_outputs_vanilla", "fig08_reber_hidden_states", "fig10_embedded_vanilla",
-           "fig11_embedded_gru"]
+           "fig11_embedded_gru", "fig12_gradients", "fig13_gradients_near_zero", "gradient_vs_lag",
+           "fig14_dlk_vanilla", "fig15_dlk_gru", "dlk_curves", "fig16_mc_esn", "mc_gru", "mc_total", "dlk_vs_mc"]
 
 
 def test_every_reber_table_exists_and_parses(smoke_run):
@@ -83,3 +93,15 @@ def test_corrupt_model_file_is_named(smoke_run, tmp_path):
     assert result.returncode == 1
     assert str(bad) in result.stderr and "cannot load model weights" in result.stderr
     assert not out.exists()
+
+
+def test_memory_tables_cover_the_smoke_grid(smoke_run):
+    memory = yaml.safe_load((REPO / "tests/config.smoke.yaml").read_text())["memory"]
+    dlk = pd.read_csv(smoke_run / "results/memory/dlk_gru.csv")
+    assert sorted(set(dlk["k"])) == sorted(memory["dlk"]["k"])
+    assert dlk.groupby("k")["l"].max().eq(memory["dlk"]["max_l"]).all()
+    assert (dlk["n_draws"] == memory["dlk"]["draws"]).all()
+    mc = pd.read_csv(smoke_run / "results/memory/mc_esn.csv")
+    assert mc["mc"].between(0, 1).all()
+    totals = pd.read_csv(smoke_run / "results/memory/mc_totals.csv")
+    assert set(totals["reservoir"]) == {"esn", "gru"}

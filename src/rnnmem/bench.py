@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from rnnmem import bench_memory
 from rnnmem.atomic import write_csv, write_text
 from rnnmem.cells import SequencePredictor, fused_recurrence
 from rnnmem.grammars import GRAMMARS
@@ -95,8 +96,10 @@ def bench_fused_lstm_loop(hidden: int, strings: int, networks: int) -> dict:
 
 
 def run_bench(out_dir: Path, repeats: int = 20) -> pd.DataFrame:
-    """Time every model in both regimes; print a table and write CSV + markdown to ``out_dir``."""
+    """Time every model in both regimes (1 thread, as the training jobs run), then the memory grids (2 threads,
+    as the D(l,k) jobs run); print tables, write CSV + markdown."""
     torch.manual_seed(0)
+    torch.set_num_threads(1)
     rows = []
     for experiment in BENCH_EXPERIMENTS:
         rows.append(bench_ensemble(experiment, SeedRegime(), strings=128 * repeats // 10))
@@ -109,4 +112,29 @@ def run_bench(out_dir: Path, repeats: int = 20) -> pd.DataFrame:
     print(markdown)
     write_csv(out_dir / "reber_training.csv", table)
     write_text(out_dir / "reber_training.md", markdown)
+    torch.set_num_threads(2)
+    run_memory_bench(out_dir, machine.replace("1 torch thread(s)", "2 torch threads"))
     return table
+
+
+def run_memory_bench(out_dir: Path, machine: str) -> None:
+    """Paper-scale D(l,k) grid (both models) and MC grid, with torch's matmul rates for comparison."""
+    rates = bench_memory.matmul_rates()
+    dlk = bench_memory.bench_dlk()
+    capacity = bench_memory.bench_capacity()
+    summary = pd.DataFrame([{
+        "dlk_grid_seconds_vanilla": dlk.loc[dlk["model"] == "vanilla", "seconds"].sum(),
+        "dlk_grid_seconds_gru": dlk.loc[dlk["model"] == "gru", "seconds"].sum(),
+        "dlk_grid_seconds_total": dlk["seconds"].sum(),
+        "dlk_gflops_k50_gru": float(dlk.loc[(dlk["model"] == "gru") & (dlk["k"] == 50), "gflops"].iloc[0]),
+        **rates,
+        **capacity,
+    }])
+    markdown = (f"Machine: {machine}\n\nD(l,k) per (model, k), 2000 draws, l ≤ 2000, one process:\n\n"
+                + dlk.to_markdown(index=False, floatfmt=".4g") + "\n\nTotals and rates:\n\n"
+                + summary.T.reset_index().to_markdown(index=False, headers=["quantity", "value"], floatfmt=".4g")
+                + "\n")
+    print(markdown)
+    write_csv(out_dir / "memory_dlk.csv", dlk)
+    write_csv(out_dir / "memory_summary.csv", summary)
+    write_text(out_dir / "memory.md", markdown)

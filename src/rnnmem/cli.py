@@ -69,6 +69,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", type=Path, required=True)
     p.add_argument("--figure", type=Path, required=True)
 
+    p = sub.add_parser("dlk", help="D(l,k) of one (model, k) for every l")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("dlk-merge", help="one model's D(l,k) table from its per-k parts")
+    p.add_argument("--parts", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("dlk-figures", help="figures 14, 15 and the D(l,k) curves")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--tables", type=Path, nargs="+", required=True)
+    p.add_argument("--heatmaps", type=Path, nargs="+", required=True)
+    p.add_argument("--curves", type=Path, required=True)
+
+    p = sub.add_parser("capacity", help="memory capacity MC(l,k) of ESNs and random GRUs")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--esn", type=Path, required=True)
+    p.add_argument("--gru", type=Path, required=True)
+    p.add_argument("--totals", type=Path, required=True)
+
+    p = sub.add_parser("capacity-figures", help="figure 16, MC of random GRUs, total MC, D(l,k) beside MC")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--esn", type=Path, required=True)
+    p.add_argument("--gru", type=Path, required=True)
+    p.add_argument("--totals", type=Path, required=True)
+    p.add_argument("--dlk", type=Path, nargs="+", required=True)
+    p.add_argument("--fig16", type=Path, required=True)
+    p.add_argument("--mc-gru", type=Path, required=True)
+    p.add_argument("--mc-total", type=Path, required=True)
+    p.add_argument("--dlk-vs-mc", type=Path, required=True)
+
     p = sub.add_parser("bench", help="training throughput and loop overhead (make bench)")
     p.add_argument("--out-dir", type=Path, default=Path("results/bench"))
     p.add_argument("--repeats", type=int, default=20)
@@ -80,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_torch(args.threads)
     from rnnmem.checkpoints import ModelFileError
     from rnnmem.config import ConfigError
+    from rnnmem.memory import NonFiniteStatesError
 
     try:
         return _run(args)
-    except (ModelFileError, ConfigError) as error:
+    except (ModelFileError, ConfigError, NonFiniteStatesError) as error:
         print(f"rnnmem {args.command}: error: {error}", file=sys.stderr)
         return 1
 
@@ -108,6 +140,17 @@ def _run(args: argparse.Namespace) -> int:
         jobs.gradient_lag(args.params, args.models, args.specs, args.table, args.figure)
     elif args.command == "toy-language":
         jobs.toy_language(args.params, args.out)
+    elif args.command == "dlk":
+        jobs.dlk(args.params, args.out)
+    elif args.command == "dlk-merge":
+        jobs.dlk_merge(args.parts, args.out)
+    elif args.command == "dlk-figures":
+        jobs.dlk_figures(args.params, args.tables, args.heatmaps, args.curves)
+    elif args.command == "capacity":
+        jobs.capacity(args.params, args.esn, args.gru, args.totals)
+    elif args.command == "capacity-figures":
+        jobs.capacity_figures(args.params, args.esn, args.gru, args.totals, args.dlk, args.fig16, args.mc_gru,
+                              args.mc_total, args.dlk_vs_mc)
     elif args.command == "bench":
         from rnnmem.bench import run_bench
 

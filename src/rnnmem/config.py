@@ -49,7 +49,25 @@ def check_memory_references(config: dict[str, Any]) -> None:
             )
 
 
+def check_memory_settings(memory: dict[str, Any]) -> None:
+    """Relations between memory settings: figure k values computed, training run longer than its washout."""
+    dlk = memory["dlk"]
+    for key in ("curves_k",):
+        missing = sorted(set(dlk[key]) - set(dlk["k"]))
+        if missing:
+            raise ConfigError(f"memory.dlk.{key}: {missing} not in memory.dlk.k")
+    capacity = memory["capacity"]
+    if dlk["compare_k"] not in dlk["k"] or dlk["compare_k"] not in capacity["k"]:
+        raise ConfigError(f"memory.dlk.compare_k: {dlk['compare_k']} must be in memory.dlk.k and memory.capacity.k")
+    if capacity["train_length"] <= capacity["washout"]:
+        raise ConfigError(
+            f"memory.capacity.train_length: {capacity['train_length']} must exceed memory.capacity.washout "
+            f"({capacity['washout']})"
+        )
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Everything beyond the schema; raise :class:`ConfigError` naming the key at fault."""
     check_reber_references(config["reber"])
     check_memory_references(config)
+    check_memory_settings(config["memory"])

@@ -12,11 +12,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rnnmem import plots, plots_gradients
+from rnnmem import plots, plots_capacity, plots_dlk, plots_gradients
 from rnnmem.atomic import write_csv, write_text
 from rnnmem.checkpoints import load_ensemble, save_ensemble
 from rnnmem.grammars import EMBEDDED_REBER, REBER, sample_reber
 from rnnmem.indistinguishable import PROBE_PAIR, final_state_differences
+from rnnmem.memory.capacity import (
+    CapacitySettings,
+    esn_capacity_per_reservoir,
+    gru_capacity_per_reservoir,
+    lag_table,
+    totals_per_k,
+)
+from rnnmem.memory.dlk import dlk_table
 from rnnmem.memory.gradients import GradientRecorder, by_lag, gradient_norms_by_lag, summarize_histograms
 from rnnmem.reber import Experiment, member_strings, run_experiment, summarize
 from rnnmem.runtime import pick_device
@@ -175,3 +183,71 @@ def gradient_lag(params: dict[str, Any], models: list[Path], specs: list[Path], 
     write_csv(table_out, table)
     plots_gradients.fig_gradient_vs_lag(table, fig)
 
+
+
+def dlk(params: dict[str, Any], out: Path) -> None:
+    """D(l,k) of one (model, k): every l up to max_l in one batched pass over all draws."""
+    table = dlk_table(params["model"], params["k"], params["draws"], params["max_l"], params["seed"],
+                      params["weight_scale"])
+    write_csv(out, table, float_format="%.10g")
+
+
+def dlk_merge(parts: list[Path], out: Path) -> None:
+    """One model's D(l,k) table from its per-k parts, sorted by k then l."""
+    table = pd.concat([pd.read_csv(path) for path in parts], ignore_index=True).sort_values(["k", "l"])
+    write_csv(out, table, float_format="%.10g")
+
+
+def dlk_figures(params: dict[str, Any], tables: list[Path], heatmaps: list[Path], curves: Path) -> None:
+    """Figures 14 (Vanilla), 15 (GRU) and the D-against-l curves."""
+    frames = {model: pd.read_csv(path) for model, path in zip(params["models"], tables, strict=True)}
+    labels = {"vanilla": "Vanilla (logistic σ)", "gru": "GRU"}
+    scale = params["weight_scale"]
+    factor = "" if scale == 1 else (", W_h × 1/√k" if scale == "inv_sqrt_k" else f", W_h × {scale:g}")
+    weights = f"N(0,1) weights{factor}"
+    for (model, frame), out in zip(frames.items(), heatmaps, strict=True):
+        plots_dlk.fig_dlk_heatmap(frame, labels[model], out, weights_label=weights)
+    plots_dlk.fig_dlk_curves(frames, params["curves_k"], curves, weights_label=weights)
+
+
+def capacity(params: dict[str, Any], esn_out: Path, gru_out: Path, totals_out: Path) -> None:
+    """MC(l,k) of ESNs and of random GRUs for every k, and the total MC per k with its exact spread."""
+    settings = CapacitySettings(
+        rho=params["esn"]["rho"], input_scale=params["esn"]["input_scale"], train_length=params["train_length"],
+        washout=params["washout"], test_length=params["test_length"], ridge=params["ridge"],
+        max_lag=params["max_lag"], reservoirs=params["reservoirs"], seed=params["seed"],
+        activation=params["esn"]["activation"], orthogonal=params["esn"]["orthogonal"],
+    )
+    scale = params["gru"]["weight_scale"]
+    lag_tables: dict[str, list[pd.DataFrame]] = {"esn": [], "gru": []}
+    totals = []
+    for k in params["k"]:
+        per_reservoir = {
+            "esn": esn_capacity_per_reservoir(k, settings),
+            "gru": gru_capacity_per_reservoir(k, settings, k ** -0.5 if scale == "inv_sqrt_k" else float(scale)),
+        }
+        for kind, values in per_reservoir.items():
+            lag_tables[kind].append(lag_table(k, values))
+            totals.append({"reservoir": kind, **totals_per_k(k, values)})
+        print(f"k={k}: MC esn {totals[-2]['mc_total']:.3f}, gru {totals[-1]['mc_total']:.3f}", flush=True)
+    write_csv(esn_out, pd.concat(lag_tables["esn"], ignore_index=True), float_format="%.10g")
+    write_csv(gru_out, pd.concat(lag_tables["gru"], ignore_index=True), float_format="%.10g")
+    write_csv(totals_out, pd.DataFrame(totals), float_format="%.10g")
+
+
+def capacity_figures(params: dict[str, Any], esn: Path, gru: Path, totals: Path, dlk_tables: list[Path],
+                     fig16: Path, mc_gru: Path, mc_total: Path, dlk_vs_mc: Path) -> None:
+    """Figure 16, the random-GRU capacity, total MC against k, and D(l,k) beside MC(l,k)."""
+    esn_table, gru_table, totals_table = pd.read_csv(esn), pd.read_csv(gru), pd.read_csv(totals)
+    esn_label = f"ESN {params['esn']['activation']}, ρ = {params['esn']['rho']:g}"
+    scale = params["gru"]["weight_scale"]
+    gru_label = "random GRU, weights N(0,1)" + (" / √k" if scale == "inv_sqrt_k" else f" × {scale:g}")
+    plots_capacity.fig_mc_heatmap(esn_table, f"Memory capacity MC(l,k) of {esn_label}", fig16)
+    plots_capacity.fig_mc_heatmap(gru_table, f"Memory capacity MC(l,k) of a {gru_label}", mc_gru)
+    plots_capacity.fig_mc_total({
+        esn_label: totals_table[totals_table["reservoir"] == "esn"],
+        gru_label: totals_table[totals_table["reservoir"] == "gru"],
+    }, mc_total)
+    dlk_frames = {model: pd.read_csv(path) for model, path in zip(params["dlk_models"], dlk_tables, strict=True)}
+    plots_capacity.fig_dlk_vs_mc(dlk_frames, {esn_label: esn_table, gru_label: gru_table}, params["compare_k"],
+                                 dlk_vs_mc)

@@ -10,25 +10,19 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pandas as pd
 import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
-from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from torch import Tensor
 
-from rnnmem.atomic import atomic_path
 from rnnmem.cells import SequencePredictor
+from rnnmem.figure_io import plt, save_figure
 from rnnmem.grammars import Grammar, prefixes_by_state, reber_states
-
-matplotlib.use("Agg")  # files only: no display needed (cluster jobs, CI)
-
-import matplotlib.pyplot as plt
 
 CELL_INCHES = 0.3  # side of one heatmap cell, so every figure has the same density
 OUTPUT_CMAP = "viridis"
@@ -73,13 +67,6 @@ def network_view(
     return outputs.numpy().astype(np.float64), hidden.numpy().astype(np.float64), grammar.legal_mask(string)
 
 
-def _save(fig: Figure, out: Path) -> None:
-    """Write the PNG atomically, without metadata that would differ between runs, and free the figure."""
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, format="png", dpi=150, metadata={"Software": None})
-    finally:
-        plt.close(fig)
 
 
 def _symbol_axis(ax: Axes, read: str, steps: int) -> None:
@@ -161,7 +148,7 @@ def fig_output_heatmaps(
     fig.colorbar(image, ax=list(axes), label=_output_label(probabilities))
     fig.suptitle(title)
     fig.legend(handles=[_legal_handle()], loc="outside lower center", frameon=False, fontsize=8)
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def _shortest_first(prefix: str) -> tuple[int, str]:
@@ -255,7 +242,7 @@ def fig_hidden_pairs(
             ax.set_xlabel("symbol read")
         axes[0].set_ylabel("hidden unit")
         subfig.colorbar(image, ax=list(axes), label="hidden activation", shrink=0.9)
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def embedded_pair(inner: str) -> tuple[str, str]:
@@ -308,7 +295,7 @@ def fig_embedded_pair(
     fig.legend(
         handles=[_legal_handle(), highlight], loc="outside lower center", ncols=2, frameon=False, fontsize=8
     )
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def showcase_member(table: pd.DataFrame) -> int:

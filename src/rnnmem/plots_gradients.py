@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnnmem.plots import _save, plt
+from rnnmem.figure_io import plt, save_figure
 
 MODEL_COLOURS = {"vanilla": "#d95f02", "gru": "#1b9e77", "lstm": "#7570b3"}
+LINEAR_BINS = 50
 GROUP_STYLES = ["-", "--", ":", "-.", (0, (3, 1, 1, 1, 1, 1))]
 
 
@@ -43,12 +44,16 @@ def fig_gradient_histograms(histograms: pd.DataFrame, out: Path, zoom_max: float
                     ax.stairs(density, np.concatenate([low[inner], high[inner][-1:]]), linestyle=style,
                               color=MODEL_COLOURS.get(model), label=group)
                 else:
-                    keep = inner & (high <= zoom_max)
-                    density = counts[keep] / total / (high[keep] - low[keep])
-                    # Below the first bin everything down to 0 (zeros included) is spread over [0, 1e-12).
-                    edges = np.concatenate([[0.0], low[keep][:1], high[keep]])
-                    below = counts[low == 0].sum() / total / low[keep][0]
-                    ax.stairs(np.concatenate([[below], density]), edges, linestyle=style,
+                    # Re-bin onto LINEAR_BINS equal bins of [0, zoom_max], spreading each log bin's count
+                    # uniformly over its own interval (values below 1e-12, zeros included, fall in the first).
+                    edges = np.linspace(0.0, zoom_max, LINEAR_BINS + 1)
+                    upper = np.where(np.isfinite(high), high, low)
+                    overlap = (np.minimum(upper[:, None], edges[None, 1:])
+                               - np.maximum(low[:, None], edges[None, :-1])).clip(min=0.0)
+                    share = np.divide(overlap, (upper - low)[:, None], out=np.zeros_like(overlap),
+                                      where=(upper - low)[:, None] > 0)
+                    linear = counts @ share
+                    ax.stairs(linear / total / np.diff(edges), edges, linestyle=style,
                               color=MODEL_COLOURS.get(model), label=group)
             if zoom_max is None:
                 ax.set_xscale("log")
@@ -66,7 +71,7 @@ def fig_gradient_histograms(histograms: pd.DataFrame, out: Path, zoom_max: float
     what = f"zoomed on [0, {zoom_max:g}]" if zoom_max else "log scale"
     fig.suptitle(f"Gradient magnitudes during training on the embedded Reber grammar ({what})")
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def fig_gradient_vs_lag(table: pd.DataFrame, out: Path) -> None:
@@ -89,4 +94,4 @@ def fig_gradient_vs_lag(table: pd.DataFrame, out: Path) -> None:
     axes[0, -1].legend(fontsize=8)
     fig.suptitle("Does the gradient vanish over time? Embedded Reber test strings, E_t at the outer T/P step")
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)

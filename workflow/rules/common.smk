@@ -112,4 +112,34 @@ def memory_outputs():
         "results/figures/fig13_gradients_near_zero.png",
         "results/memory/gradient_vs_lag.csv",
         "results/figures/gradient_vs_lag.png",
+        *memory_figure_outputs(),
+    ]
+
+
+DLK = MEMORY["dlk"]
+CAPACITY = MEMORY["capacity"]
+DLK_FIGURES = {"vanilla": "results/figures/fig14_dlk_vanilla.png", "gru": "results/figures/fig15_dlk_gru.png"}
+
+
+def dlk_part_params(wildcards):
+    keys = ["seed", "draws", "max_l", "weight_scale"]
+    return as_json({**{key: DLK[key] for key in keys}, "model": wildcards.model, "k": int(wildcards.k)})
+
+
+def dlk_tables():
+    return expand("results/memory/dlk_{model}.csv", model=DLK["models"])
+
+
+def memory_figure_outputs():
+    return [
+        *dlk_tables(),
+        *(DLK_FIGURES[model] for model in DLK["models"]),
+        "results/figures/dlk_curves.png",
+        "results/memory/mc_esn.csv",
+        "results/memory/mc_gru.csv",
+        "results/memory/mc_totals.csv",
+        "results/figures/fig16_mc_esn.png",
+        "results/figures/mc_gru.png",
+        "results/figures/mc_total.png",
+        "results/figures/dlk_vs_mc.png",
     ]

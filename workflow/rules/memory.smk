@@ -39,3 +39,115 @@ rule gradient_lag:
     shell:
         f"{RNNMEM} gradient-lag --params {{params.spec:q}} --models {{input.models:q}} "
         "--specs {input.specs:q} --table {output.table:q} --figure {output.figure:q} > {log:q} 2>&1"
+
+
+rule dlk:
+    output:
+        "results/memory/dlk/{model}_k{k}.csv",
+    params:
+        spec=dlk_part_params,
+    wildcard_constraints:
+        model="vanilla|gru",
+        k=r"\d+",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        "logs/dlk/{model}_k{k}.log",
+    benchmark:
+        "benchmarks/dlk/{model}_k{k}.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    shell:
+        f"{RNNMEM} dlk --params {{params.spec:q}} --out {{output:q}} > {{log:q}} 2>&1"
+
+
+rule dlk_merge:
+    input:
+        parts=expand("results/memory/dlk/{{model}}_k{k}.csv", k=DLK["k"]),
+    output:
+        "results/memory/dlk_{model}.csv",
+    wildcard_constraints:
+        model="vanilla|gru",
+    log:
+        "logs/dlk_merge/{model}.log",
+    benchmark:
+        "benchmarks/dlk_merge/{model}.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    shell:
+        f"{RNNMEM} dlk-merge --parts {{input.parts:q}} --out {{output:q}} > {{log:q}} 2>&1"
+
+
+rule dlk_figures:
+    input:
+        tables=dlk_tables(),
+    output:
+        heatmaps=[DLK_FIGURES[model] for model in DLK["models"]],
+        curves="results/figures/dlk_curves.png",
+    params:
+        spec=as_json({key: DLK[key] for key in ("models", "curves_k", "weight_scale")}),
+    log:
+        "logs/dlk_figures.log",
+    benchmark:
+        "benchmarks/dlk_figures.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    shell:
+        f"{RNNMEM} dlk-figures --params {{params.spec:q}} --tables {{input.tables:q}} "
+        "--heatmaps {output.heatmaps:q} --curves {output.curves:q} > {log:q} 2>&1"
+
+
+rule capacity:
+    output:
+        esn="results/memory/mc_esn.csv",
+        gru="results/memory/mc_gru.csv",
+        totals="results/memory/mc_totals.csv",
+    params:
+        spec=as_json(CAPACITY),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        "logs/capacity.log",
+    benchmark:
+        "benchmarks/capacity.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    shell:
+        f"{RNNMEM} capacity --params {{params.spec:q}} --esn {{output.esn:q}} --gru {{output.gru:q}} "
+        "--totals {output.totals:q} > {log:q} 2>&1"
+
+
+rule capacity_figures:
+    input:
+        esn="results/memory/mc_esn.csv",
+        gru="results/memory/mc_gru.csv",
+        totals="results/memory/mc_totals.csv",
+        dlk=dlk_tables(),
+    output:
+        fig16="results/figures/fig16_mc_esn.png",
+        mc_gru="results/figures/mc_gru.png",
+        mc_total="results/figures/mc_total.png",
+        dlk_vs_mc="results/figures/dlk_vs_mc.png",
+    params:
+        spec=as_json(
+            {
+                "esn": CAPACITY["esn"],
+                "gru": CAPACITY["gru"],
+                "dlk_models": DLK["models"],
+                "compare_k": DLK["compare_k"],
+            }
+        ),
+    log:
+        "logs/capacity_figures.log",
+    benchmark:
+        "benchmarks/capacity_figures.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    shell:
+        f"{RNNMEM} capacity-figures --params {{params.spec:q}} --esn {{input.esn:q}} --gru {{input.gru:q}} "
+        "--totals {input.totals:q} --dlk {input.dlk:q} --fig16 {output.fig16:q} --mc-gru {output.mc_gru:q} "
+        "--mc-total {output.mc_total:q} --dlk-vs-mc {output.dlk_vs_mc:q} > {log:q} 2>&1"

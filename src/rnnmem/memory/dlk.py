@@ -1,0 +1,318 @@
+"""The (l, k)-distinguishability D(l, k) of report §2.2 (definition 2.1, figures 14 and 15).
+
+Binary alphabet with one-hot inputs ("0" = [1, 0], "1" = [0, 1]); u = 1 0^{l−1} and v = 0^l; h_{−1} = 0.
+D(l, k) is the mean, over random networks with k hidden units, of ‖h_l(u) − h_l(v)‖₂, h_l the state after
+reading l symbols. A network that forgets the first symbol has D → 0; one that keeps it has D bounded away
+from 0.
+
+Random networks are the report's: every weight and bias drawn from N(0, 1). ``weight_scale`` optionally
+multiplies the *recurrent* matrix W_h (``weight_hh``, all gates of the GRU) and nothing else: input weights
+and biases stay N(0, 1), so the inputs "0"/"1" keep their unit-scale effect while the recurrence is made more
+or less contractive. ``"inv_sqrt_k"`` means 1/√k, which keeps the recurrent pre-activation's variance
+independent of k.
+
+Fast path: u_l and v_l are prefixes of the length-L words 1 0^{L−1} and 0^L, so one pass of L steps over the
+batch (draws, 2 sequences, k) gives D for every l ≤ L and every draw; states are streamed, never stored. The
+draws are processed in chunks whose recurrent weights fit in the CPU cache (the per-step work is a batched
+2 × k by k × Gk product, bound by memory traffic when all draws' weights are streamed at every step), and a
+draw whose two states have become bitwise equal is retired: the two sequences then read the same symbol "0"
+with the same weights, so their states stay equal and D = 0 exactly for every later l. The GRU's candidate
+tanh(a) is computed as 2σ(2a) − 1 (torch's float64 sigmoid is much faster than its tanh); this agrees with
+cells.py's step to ~1e-16.
+
+Precision: everything is float64, and must be. D is the distance between two O(1) states, so it cannot resolve
+differences below ≈ 1e-16: once u's and v's trajectories agree to rounding, D stays at 1e-17–1e-16 (or exactly 0)
+instead of decaying further. Contracting Vanilla networks reach that floor after ~100 symbols (N(0, 1) weights,
+k ≤ 5) or ~30 (1/√k scale); in float32 the floor would be ≈ 1e-8, reached after 10–30 symbols.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from rnnmem.cells import GATES, EnsembleRecurrence
+from rnnmem.memory import NonFiniteStatesError
+
+MODEL_CODES = {"vanilla": 1, "gru": 2}
+INPUT_SIZE = 2  # one-hot binary alphabet
+SYMBOL_ZERO, SYMBOL_ONE = (1.0, 0.0), (0.0, 1.0)
+TABLE_COLUMNS = ["k", "l", "mean", "std", "sem", "n_draws", "sv_max_below_1", "sv_max_below_4", "sv_max_median"]
+
+CHUNK_BYTES = 8 * 2**20  # recurrent weights processed together: a quarter of the L3 cache (32 MiB here)
+# torch splits an elementwise op over threads above this many elements, and its vectorised sigmoid rounds a
+# vector's tail differently from its body: chunks stay below it so results do not depend on the thread count.
+ELEMENTWISE_GRAIN = 32768
+CHECK_EVERY = 32  # steps between checks for non-finite states and for retired draws
+
+
+def _scale_value(weight_scale: float | str, k: int) -> float:
+    if isinstance(weight_scale, str):
+        if weight_scale != "inv_sqrt_k":
+            raise ValueError(f"unknown weight_scale {weight_scale!r}; expected a number or 'inv_sqrt_k'")
+        return 1.0 / math.sqrt(k)
+    scale = float(weight_scale)
+    if not scale > 0.0:
+        raise ValueError(f"weight_scale must be positive, got {weight_scale!r}")
+    return scale
+
+
+def member_seeds(model: str, k: int, draws: int, seed: int) -> list[int]:
+    """Seeds of the ``draws`` networks of one (model, k) job, derived from (seed, model, k) only.
+
+    Every (model, k) job therefore draws its own networks, whatever other jobs run, and in any order; the
+    seeds of ``draws`` networks are a prefix of those of more draws, so adding draws keeps the first ones.
+    """
+    if model not in MODEL_CODES:
+        raise ValueError(f"unknown model {model!r}; expected one of {tuple(MODEL_CODES)}")
+    if k < 1 or draws < 1:
+        raise ValueError(f"need k >= 1 and draws >= 1, got k={k}, draws={draws}")
+    state = np.random.SeedSequence([int(seed), MODEL_CODES[model], int(k)]).generate_state(draws, dtype=np.uint64)
+    return [int(s) for s in state]
+
+
+def random_cells(model: str, k: int, draws: int, seed: int, weight_scale: float | str) -> EnsembleRecurrence:
+    """``draws`` random networks with k units (members of one ensemble), float64.
+
+    Every weight and bias is N(0, 1) (drawn per member from its own seed, see :func:`member_seeds`); then the
+    recurrent matrix ``weight_hh`` (all gates) is multiplied by the weight scale (1/√k for ``"inv_sqrt_k"``).
+    The Vanilla uses the report's logistic σ. The N(0, 1) values are drawn in float32 by
+    ``EnsembleRecurrence.reset_parameters`` and widened exactly to float64. The scale is kept as
+    ``cells.weight_scale`` for error messages.
+    """
+    scale = _scale_value(weight_scale, k)
+    cells = EnsembleRecurrence(model, INPUT_SIZE, k, members=draws, activation="logistic")
+    cells.reset_parameters("normal", member_seeds(model, k, draws, seed))
+    cells.double()
+    with torch.no_grad():
+        cells.weight_hh.mul_(scale)
+    cells.requires_grad_(False)
+    cells.weight_scale = weight_scale
+    return cells
+
+
+def _symbols(cells: EnsembleRecurrence) -> tuple[Tensor, Tensor]:
+    """Input parts of every gate for the first symbols (u: "1", v: "0"), (M, 2, G·k), and for "0", (M, 1, G·k)."""
+    first = torch.tensor([SYMBOL_ONE, SYMBOL_ZERO], dtype=torch.float64)
+    zero = torch.tensor([SYMBOL_ZERO], dtype=torch.float64)
+    members = cells.members
+    projected_first = cells.project(first.expand(members, 2, INPUT_SIZE).contiguous())
+    projected_zero = cells.project(zero.expand(members, 1, INPUT_SIZE).contiguous())
+    return projected_first, projected_zero
+
+
+def _chunk_size(cells: EnsembleRecurrence) -> int:
+    width = GATES[cells.kind] * cells.hidden
+    by_cache = CHUNK_BYTES // (cells.hidden * width * 8)
+    by_grain = ELEMENTWISE_GRAIN // (2 * width)
+    return max(1, min(cells.members, by_cache, by_grain))
+
+
+def _non_finite(cells: EnsembleRecurrence, distances: Tensor, start: int, offset: int) -> None:
+    """Raise if any distance of rows ≥ ``start`` is NaN/inf (a NaN state gives a NaN distance, and stays NaN)."""
+    bad = ~torch.isfinite(distances[start:])
+    if not bool(bad.any()):
+        return
+    row, column = (int(i) for i in bad.nonzero()[0])
+    draw = offset + column  # columns of ``distances`` are the chunk's draws, retired or not
+    raise NonFiniteStatesError(
+        f"{cells.kind} network with k={cells.hidden}: non-finite hidden state at step l={start + row + 1} "
+        f"(draw {draw}) with weight_scale={getattr(cells, 'weight_scale', 'unrecorded')!r}; "
+        "(NaN/inf weights, or pre-activations beyond the float64 range)"
+    )
+
+
+def _stream_chunk(
+    cells: EnsembleRecurrence,
+    weight_hh: Tensor,
+    projected_first: Tensor,
+    projected_zero: Tensor,
+    distances: Tensor,
+    offset: int,
+) -> None:
+    """Fill ``distances`` (L, c) with ‖h_l(u) − h_l(v)‖ of one chunk of c draws; rows after retirement stay 0."""
+    length, count = distances.shape
+    k = cells.hidden
+    gru = cells.kind == "gru"
+    h = torch.zeros(count, 2, k, dtype=torch.float64)
+    if gru:
+        # tanh(a) = 2σ(2a) − 1, and torch's float64 sigmoid is several times faster than its tanh; doubling the
+        # candidate's weights and input part is exact, so the bmm gives 2a bitwise.
+        w_ur, w_n = weight_hh[..., : 2 * k].contiguous(), 2.0 * weight_hh[..., 2 * k :]
+        first_ur, first_n = projected_first[..., : 2 * k], 2.0 * projected_first[..., 2 * k :]
+        zero_ur, zero_n = projected_zero[..., : 2 * k], 2.0 * projected_zero[..., 2 * k :]
+        minus_one = torch.tensor(-1.0, dtype=torch.float64)
+        gates = torch.empty(count, 2, 2 * k, dtype=torch.float64)
+        reset_h = torch.empty_like(h)
+        candidate = torch.empty_like(h)
+    else:
+        w = weight_hh.contiguous()
+        pre = torch.empty(count, 2, k, dtype=torch.float64)
+    diff = torch.empty(count, k, dtype=torch.float64)
+    norms = torch.empty(count, dtype=torch.float64)
+    active: Tensor | None = None  # columns of ``distances`` still simulated; None while all of them are
+    checked = 0
+    for t in range(length):
+        if gru:
+            p_ur, p_n = (first_ur, first_n) if t == 0 else (zero_ur, zero_n)
+            torch.baddbmm(p_ur, h, w_ur, out=gates)
+            torch.sigmoid(gates, out=gates)  # [z | r]
+            torch.mul(gates[..., k:], h, out=reset_h)
+            torch.baddbmm(p_n, reset_h, w_n, out=candidate)
+            torch.sigmoid(candidate, out=candidate)
+            torch.add(minus_one, candidate, alpha=2.0, out=candidate)  # n = tanh(a) = 2σ(2a) − 1
+            torch.lerp(candidate, h, gates[..., :k], out=h)  # z ⊙ h + (1 − z) ⊙ n
+        else:
+            torch.baddbmm(projected_first if t == 0 else projected_zero, h, w, out=pre)
+            torch.sigmoid(pre, out=h)
+        torch.sub(h[:, 0], h[:, 1], out=diff)
+        if active is None:
+            torch.linalg.vector_norm(diff, dim=-1, out=distances[t])
+        else:
+            torch.linalg.vector_norm(diff, dim=-1, out=norms)
+            distances[t].index_copy_(0, active, norms)
+        if (t + 1) % CHECK_EVERY and t + 1 < length:
+            continue
+        _non_finite(cells, distances, checked, offset)
+        checked = t + 1
+        same = (diff == 0).all(dim=-1)
+        retired = int(same.sum())
+        if retired == len(same):
+            return
+        if 2 * retired >= len(same):  # compact: keep the draws whose states still differ
+            keep = (~same).nonzero().squeeze(1)
+            active = keep if active is None else active[keep]
+            h = h[keep].contiguous()
+            diff, norms = diff[keep].contiguous(), norms[keep].contiguous()
+            if gru:
+                w_ur, w_n = w_ur[keep].contiguous(), w_n[keep].contiguous()
+                first_ur, first_n = first_ur[keep], first_n[keep]
+                zero_ur, zero_n = zero_ur[keep], zero_n[keep]
+                gates, reset_h, candidate = gates[keep].contiguous(), reset_h[keep].contiguous(), candidate[keep]
+                candidate = candidate.contiguous()
+            else:
+                w, pre = w[keep].contiguous(), pre[keep].contiguous()
+                projected_first, projected_zero = projected_first[keep], projected_zero[keep]
+
+
+def per_draw_distances(cells: EnsembleRecurrence, length: int) -> np.ndarray:
+    """‖h_l(u) − h_l(v)‖₂ for every draw and l = 1..length: array (draws, length), fast path."""
+    if cells.kind not in MODEL_CODES:
+        raise ValueError(f"D(l, k) is defined here for {tuple(MODEL_CODES)}, not {cells.kind!r}")
+    if cells.input_size != INPUT_SIZE:
+        raise ValueError(f"binary one-hot inputs need input_size {INPUT_SIZE}, got {cells.input_size}")
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    with torch.no_grad():
+        weight_hh = cells.weight_hh.detach().to(torch.float64)
+        cells64 = cells if cells.weight_ih.dtype == torch.float64 else _as_float64(cells)
+        projected_first, projected_zero = _symbols(cells64)
+        members = cells.members
+        distances = torch.zeros(members, length, dtype=torch.float64)
+        size = _chunk_size(cells)
+        for start in range(0, members, size):
+            stop = min(members, start + size)
+            chunk = torch.zeros(length, stop - start, dtype=torch.float64)
+            _stream_chunk(
+                cells, weight_hh[start:stop], projected_first[start:stop], projected_zero[start:stop], chunk, start
+            )
+            distances[start:stop] = chunk.T
+    return distances.numpy()
+
+
+def _as_float64(cells: EnsembleRecurrence) -> EnsembleRecurrence:
+    copy = EnsembleRecurrence(cells.kind, cells.input_size, cells.hidden, cells.members, cells.activation).double()
+    copy.load_state_dict({name: p.detach().to(torch.float64) for name, p in cells.state_dict().items()})
+    copy.weight_scale = getattr(cells, "weight_scale", "unrecorded")
+    return copy
+
+
+def summarise(per_draw: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean, std (ddof=1; 0 for one draw), sem and draw count per l of a (draws, L) distance array."""
+    draws, length = per_draw.shape
+    mean = per_draw.mean(axis=0)
+    std = per_draw.std(axis=0, ddof=1) if draws > 1 else np.zeros(length)
+    return {
+        "l": np.arange(1, length + 1),
+        "mean": mean,
+        "std": std,
+        "sem": std / math.sqrt(draws),
+        "n_draws": np.full(length, draws, dtype=np.int64),
+    }
+
+
+def distinguishability(cells: EnsembleRecurrence, length: int) -> dict[str, np.ndarray]:
+    """D(l, k) for l = 1..length over the ensemble's draws (one streamed pass, float64, no gradients).
+
+    Returns arrays of length ``length``: ``l``, ``mean`` (= D(l, k)), ``std`` (ddof=1, 0 for one draw), ``sem``,
+    ``n_draws``. Raises :class:`NonFiniteStatesError` if a state becomes NaN/inf.
+    """
+    return summarise(per_draw_distances(cells, length))
+
+
+def distinguishability_naive(cells: EnsembleRecurrence, length: int) -> np.ndarray:
+    """Reference for tests: (draws, length), each draw and each l run separately from h = 0 (O(draws·L²) steps).
+
+    Builds u = 1 0^{l−1} and v = 0^l explicitly and runs them through a one-member copy of the draw with
+    ``EnsembleRecurrence.forward`` (the plain step loop of cells.py). Only for small cases.
+    """
+    out = np.zeros((cells.members, length))
+    with torch.no_grad():
+        for m in range(cells.members):
+            single = EnsembleRecurrence(cells.kind, cells.input_size, cells.hidden, 1, cells.activation).double()
+            single.load_state_dict(
+                {name: p.detach()[m : m + 1].to(torch.float64) for name, p in cells.state_dict().items()}
+            )
+            for steps in range(1, length + 1):
+                u = [SYMBOL_ONE] + [SYMBOL_ZERO] * (steps - 1)
+                v = [SYMBOL_ZERO] * steps
+                x = torch.tensor([u, v], dtype=torch.float64).unsqueeze(0)  # (1, 2, l, 2)
+                states, _ = single(x)
+                out[m, steps - 1] = float(torch.linalg.vector_norm(states[0, 0, -1] - states[0, 1, -1]))
+    return out
+
+
+def recurrent_matrix(cells: EnsembleRecurrence) -> Tensor:
+    """The matrix of Theorem 2.3: W_h for the Vanilla; the candidate's U_n (``weight_hh[..., 2k:]``) for the GRU."""
+    k = cells.hidden
+    weight = cells.weight_hh.detach().to(torch.float64)
+    return weight[..., 2 * k :] if cells.kind == "gru" else weight
+
+
+def echo_state_fractions(cells: EnsembleRecurrence) -> dict[str, float]:
+    """How many draws satisfy the echo-state sufficient conditions of Theorem 2.3 (largest singular value s).
+
+    ``sv_max_below_1``: fraction with s < 1 (the condition for a 1-Lipschitz activation such as tanh);
+    ``sv_max_below_4``: fraction with s < 4, the sharper bound for the logistic σ, whose slope is ≤ 1/4;
+    ``sv_max_median``: the median of s over draws. For the GRU the theorem does not apply as such; the matrix
+    used is the candidate's recurrent matrix U_n (``weight_hh[..., 2k:]``), a diagnostic only.
+    """
+    with torch.no_grad():
+        s = torch.linalg.matrix_norm(recurrent_matrix(cells), ord=2).numpy()
+    return {
+        "sv_max_below_1": float(np.mean(s < 1.0)),
+        "sv_max_below_4": float(np.mean(s < 4.0)),
+        "sv_max_median": float(np.median(s)),
+    }
+
+
+def dlk_table(model: str, k: int, draws: int, length: int, seed: int, weight_scale: float | str) -> pd.DataFrame:
+    """One (model, k) job: a row per l = 1..length with D's statistics and the draws' echo-state fractions."""
+    cells = random_cells(model, k, draws, seed, weight_scale)
+    stats = distinguishability(cells, length)
+    echo = echo_state_fractions(cells)
+    table = pd.DataFrame({
+        "k": np.full(length, k, dtype=np.int64),
+        "l": stats["l"],
+        "mean": stats["mean"],
+        "std": stats["std"],
+        "sem": stats["sem"],
+        "n_draws": stats["n_draws"],
+    })
+    for name in ("sv_max_below_1", "sv_max_below_4", "sv_max_median"):
+        table[name] = echo[name]
+    return table[TABLE_COLUMNS]
