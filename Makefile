@@ -38,7 +38,7 @@ lint: venv
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m snakemake --lint
 
-bench: venv  ## training throughput and loop overhead, written to results/bench/
+bench: venv  ## training throughput, loop overhead, D(l,k) and MC grid times into results/bench/
 	$(BIN)/python -m rnnmem bench --out-dir results/bench
 
 clean:
