@@ -7,7 +7,10 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 CORES ?= all
 SNAKEMAKE := $(BIN)/python -m snakemake --cores $(CORES) --rerun-incomplete --printshellcmds
-SMOKE := $(SNAKEMAKE) --directory smoke --configfile $(CURDIR)/tests/config.smoke.yaml --snakefile $(CURDIR)/Snakefile
+# With the Hardy archive beside the project (../shared), the smoke run also builds the LilyPond source.
+SHARED_ARCHIVE := $(wildcard $(CURDIR)/../shared/data/hardy-lilypond-chorales.tar.gz)
+SMOKE_CONFIGS := $(CURDIR)/tests/config.smoke.yaml $(if $(SHARED_ARCHIVE),$(CURDIR)/tests/config.smoke-lilypond.yaml)
+SMOKE := $(SNAKEMAKE) --directory smoke --configfile $(SMOKE_CONFIGS) --snakefile $(CURDIR)/Snakefile
 STAMP := $(VENV)/.installed
 # The CPU wheel of torch 2.13.0 lies in /opt/wheels on the project's machines; elsewhere pip uses PyPI.
 PIP_FIND := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)

@@ -8,6 +8,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/reber.smk"
 include: "workflow/rules/memory.smk"
+include: "workflow/rules/chorales.smk"
 
 
 wildcard_constraints:
@@ -19,4 +20,5 @@ rule all:
     input:
         reber_outputs(),
         memory_outputs(),
+        chorale_outputs(),
     default_target: True

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "tests/config.smoke.yaml")
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "tests/config.smoke.yaml",
+                  "tests/config.smoke-lilypond.yaml")
+SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "hardy-lilypond-chorales.tar.gz"
 
 
 def copy_workflow(target: Path) -> Path:
@@ -44,9 +46,21 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 
     return result
 
 
+def smoke_configs(workdir: Path) -> list[str]:
+    """The smoke config, plus the LilyPond overlay (with the shared archive's absolute file: URL) when the Hardy
+    archive lies beside the project, as `make smoke` does."""
+    configs = ["tests/config.smoke.yaml"]
+    if SHARED_ARCHIVE.exists():
+        overlay = workdir / "tests" / "smoke-lilypond-abs.yaml"
+        text = (workdir / "tests/config.smoke-lilypond.yaml").read_text()
+        overlay.write_text(text + f"  lilypond_url: file://{SHARED_ARCHIVE}\n")
+        configs.append(str(overlay.relative_to(workdir)))
+    return configs
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole DAG on the smoke config, run once per test session in a temporary copy."""
     workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    run_snakemake(workdir, "--configfile", "tests/config.smoke.yaml", "--cores", "2")
+    run_snakemake(workdir, "--configfile", *smoke_configs(workdir), "--cores", "2")
     return workdir

@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, run_snakemake, snakemake_env
+from conftest import REPO, SHARED_ARCHIVE, copy_workflow, run_snakemake, smoke_configs, snakemake_env
 
 pytestmark = pytest.mark.workflow
 
@@ -66,7 +66,7 @@ def test_models_load_and_every_rule_logged(smoke_run):
 
 
 def test_second_dry_run_has_nothing_to_do(smoke_run):
-    result = run_snakemake(smoke_run, "--configfile", "tests/config.smoke.yaml", "--dry-run", "--cores", "1")
+    result = run_snakemake(smoke_run, "--configfile", *smoke_configs(smoke_run), "--dry-run", "--cores", "1")
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
@@ -105,3 +105,31 @@ def test_memory_tables_cover_the_smoke_grid(smoke_run):
     assert mc["mc"].between(0, 1).all()
     totals = pd.read_csv(smoke_run / "results/memory/mc_totals.csv")
     assert set(totals["reservoir"]) == {"esn", "gru"}
+
+
+def test_chorale_data_of_the_music21_source(smoke_run):
+    import json
+
+    numbers = yaml.safe_load((REPO / "tests/config.smoke.yaml").read_text())["chorales"]["numbers"]
+    folder = smoke_run / "results/chorales/music21"
+    tokens = [json.loads(line) for line in (folder / "tokens.jsonl").read_text().splitlines()]
+    splits = json.loads((folder / "splits.json").read_text())
+    assert sorted(t["number"] for t in tokens) == sorted(splits["train"] + splits["valid"] + splits["test"])
+    assert len(tokens) + len(pd.read_csv(folder / "skipped.csv")) == len(numbers)
+    vocab = json.loads((folder / "vocab.json").read_text())
+    assert vocab[:3] == ["<unk>", "<s>", "</s>"]
+    text = (folder / "text" / "001_bwv269.txt").read_text()
+    assert text.startswith("c'4 | c'2 g'4 | e'4. d'8 c'4 | c'4. d'8 e'4 | d'2 \\ e'4 | g'2 f'4 | e'4 d'2 | c'2 \\")
+    assert (smoke_run / "results/figures/fig19_soprano_bwv269.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_lilypond_source_and_agreement(smoke_run):
+    if not SHARED_ARCHIVE.exists():
+        pytest.skip(f"the Hardy archive is not at {SHARED_ARCHIVE} (a user's clone without ../shared)")
+    folder = smoke_run / "results/chorales/lilypond"
+    assert len(pd.read_csv(folder / "ly_files.csv")) == 372
+    text = (folder / "text" / "001_bwv269.txt").read_text()
+    assert text.startswith("c'4 | c'2 g'4 | e'4. d'8 c'4 |")
+    agreement = pd.read_csv(smoke_run / "results/chorales/source_agreement.csv")
+    assert {"identical", "same_up_to_transposition", "edit_distance", "first_difference"} <= set(agreement.columns)
+    assert agreement["identical"].sum() >= len(agreement) // 2

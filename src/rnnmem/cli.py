@@ -100,6 +100,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mc-total", type=Path, required=True)
     p.add_argument("--dlk-vs-mc", type=Path, required=True)
 
+    p = sub.add_parser("chorales-fetch", help="download, verify and extract the LilyPond chorales")
+    p.add_argument("--url", required=True)
+    p.add_argument("--archive", type=Path, required=True)
+    p.add_argument("--scores-dir", type=Path, required=True)
+    p.add_argument("--listing", type=Path, required=True)
+
+    p = sub.add_parser("chorales-events", help="one source's chorales as events, transposed to C")
+    p.add_argument("--source", choices=["music21", "lilypond"], required=True)
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--listing", type=Path, help="extracted LilyPond files (lilypond source)")
+    p.add_argument("--events", type=Path, required=True)
+    p.add_argument("--transposed", type=Path, required=True)
+    p.add_argument("--skipped", type=Path, required=True)
+
+    p = sub.add_parser("chorales-dataset", help="figure-20 texts, tokens, vocabulary, splits, stats")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--transposed", type=Path, required=True)
+    p.add_argument("--skipped", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+
+    p = sub.add_parser("chorales-agreement", help="compare the two sources chorale by chorale")
+    p.add_argument("--lilypond", type=Path, required=True)
+    p.add_argument("--music21", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("chorales-score", help="engrave one transposed soprano as a PNG")
+    p.add_argument("--transposed", type=Path, required=True)
+    p.add_argument("--number", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
     p = sub.add_parser("bench", help="training throughput and loop overhead (make bench)")
     p.add_argument("--out-dir", type=Path, default=Path("results/bench"))
     p.add_argument("--repeats", type=int, default=20)
@@ -110,12 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_torch(args.threads)
     from rnnmem.checkpoints import ModelFileError
+    from rnnmem.chorales.fetch import FetchError
+    from rnnmem.chorales.model import ChoraleError
     from rnnmem.config import ConfigError
     from rnnmem.memory import NonFiniteStatesError
 
     try:
         return _run(args)
-    except (ModelFileError, ConfigError, NonFiniteStatesError) as error:
+    except (ModelFileError, ConfigError, NonFiniteStatesError, ChoraleError, FetchError) as error:
         print(f"rnnmem {args.command}: error: {error}", file=sys.stderr)
         return 1
 
@@ -151,6 +183,16 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "capacity-figures":
         jobs.capacity_figures(args.params, args.esn, args.gru, args.totals, args.dlk, args.fig16, args.mc_gru,
                               args.mc_total, args.dlk_vs_mc)
+    elif args.command == "chorales-fetch":
+        jobs.chorales_fetch(args.url, args.archive, args.scores_dir, args.listing)
+    elif args.command == "chorales-events":
+        jobs.chorales_events(args.source, args.params, args.listing, args.events, args.transposed, args.skipped)
+    elif args.command == "chorales-dataset":
+        jobs.chorales_dataset(args.params, args.transposed, args.skipped, args.out_dir)
+    elif args.command == "chorales-agreement":
+        jobs.chorales_agreement(args.lilypond, args.music21, args.out)
+    elif args.command == "chorales-score":
+        jobs.chorales_score(args.transposed, args.number, args.out)
     elif args.command == "bench":
         from rnnmem.bench import run_bench
 

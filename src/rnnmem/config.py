@@ -66,8 +66,16 @@ def check_memory_settings(memory: dict[str, Any]) -> None:
         )
 
 
+def check_chorale_settings(chorales: dict[str, Any]) -> None:
+    """Figure 19 engraves chorale No. 1 (BWV 269), so a selection of numbers must include it."""
+    numbers = chorales["numbers"]
+    if numbers and 1 not in numbers:
+        raise ConfigError("chorales.numbers: must include 1 (BWV 269, engraved as figure 19)")
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Everything beyond the schema; raise :class:`ConfigError` naming the key at fault."""
     check_reber_references(config["reber"])
     check_memory_references(config)
     check_memory_settings(config["memory"])
+    check_chorale_settings(config["chorales"])

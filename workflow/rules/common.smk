@@ -1,4 +1,5 @@
 import json
+import os
 
 from snakemake.utils import min_version, validate
 
@@ -143,3 +144,45 @@ def memory_figure_outputs():
         "results/figures/mc_total.png",
         "results/figures/dlk_vs_mc.png",
     ]
+
+
+# --- Chorale branch ---------------------------------------------------------------------------------------------
+CHORALES = config["chorales"]
+CHORALE_SOURCES = [CHORALES["source"]]
+if CHORALES["compare_sources"]:
+    CHORALE_SOURCES = ["lilypond", "music21"]
+
+
+def lilypond_url():
+    """The archive URL; a relative file: path is taken from the project folder (where the Snakefile is)."""
+    url = CHORALES["lilypond_url"]
+    if url.startswith("file:") and not url.startswith("file:/"):
+        return "file://" + os.path.normpath(os.path.join(workflow.basedir, url[len("file:") :]))
+    return url
+
+
+def chorale_event_params():
+    return as_json({key: CHORALES[key] for key in ("repeats", "on_bad_file", "numbers")})
+
+
+def chorale_listing(wildcards):
+    """The lilypond source reads the extracted, verified scores; music21 needs no input."""
+    if wildcards.source == "lilypond":
+        return {"listing": "results/chorales/lilypond/ly_files.csv"}
+    return {}
+
+
+def chorale_outputs():
+    outputs = []
+    for source in CHORALE_SOURCES:
+        outputs += [
+            f"results/chorales/{source}/transposed.jsonl",
+            f"results/chorales/{source}/skipped.csv",
+            f"results/chorales/{source}/tokens.jsonl",
+            f"results/chorales/{source}/vocab.json",
+            f"results/chorales/{source}/splits.json",
+            f"results/chorales/{source}/stats.csv",
+        ]
+    if CHORALES["compare_sources"]:
+        outputs.append("results/chorales/source_agreement.csv")
+    return outputs + ["results/figures/fig19_soprano_bwv269.png"]

@@ -1,0 +1,161 @@
+"""The normalized intermediate every chorale source ends in, and the report's figure-20 text format.
+
+A chorale is its Riemenschneider number, BWV, title, time signature(s), declared key and mode, and the soprano
+as a list of events: notes (absolute LilyPond pitch such as ``fis'``, exact duration in whole notes, tie to
+the next note, fermata), rests, and bar lines. Pitches are spelled (``fis`` is not ``ges``) because
+transposition and the tokens keep the spelling.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
+from typing import Any
+
+from music21 import interval, pitch
+
+NOTE_NAMES = "cdefgab"
+MODES = ("major", "minor", "dorian", "phrygian", "lydian", "mixolydian", "aeolian", "ionian", "locrian")
+LILY_ACCIDENTALS = {"": "", "is": "#", "isis": "##", "es": "-", "eses": "--"}
+M21_ACCIDENTALS = {v: k for k, v in LILY_ACCIDENTALS.items()}
+
+
+class ChoraleError(ValueError):
+    """A chorale cannot be used; the message names the file or number and the problem."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """``kind`` is note, rest or bar; pitch only for notes; duration in whole notes (a quarter is 1/4)."""
+
+    kind: str
+    pitch: str | None = None
+    duration: Fraction = Fraction(0)
+    tie: bool = False
+    fermata: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["duration"] = str(self.duration)
+        return data
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Event:
+        return Event(data["kind"], data.get("pitch"), Fraction(data.get("duration", "0")), data.get("tie", False),
+                     data.get("fermata", False))
+
+
+@dataclass(frozen=True)
+class Chorale:
+    number: int
+    bwv: str
+    title: str
+    source: str
+    time_signatures: list[str]
+    key_tonic: str  # LilyPond note name without octave, e.g. "g", "fis", "bes"
+    mode: str
+    events: list[Event]
+    transposed_from: str | None = None  # the original tonic, once transposed to C
+    notes_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def notes(self) -> list[Event]:
+        return [e for e in self.events if e.kind == "note"]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["events"] = [e.to_json() for e in self.events]
+        return data
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Chorale:
+        return Chorale(
+            number=data["number"], bwv=data["bwv"], title=data["title"], source=data["source"],
+            time_signatures=list(data["time_signatures"]), key_tonic=data["key_tonic"], mode=data["mode"],
+            events=[Event.from_json(e) for e in data["events"]], transposed_from=data.get("transposed_from"),
+            notes_info=dict(data.get("notes_info", {})),
+        )
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), ensure_ascii=False, sort_keys=True)
+
+
+# --- pitches ----------------------------------------------------------------------------------------------------
+
+def lily_to_music21(name: str) -> pitch.Pitch:
+    """``fis'`` -> F#4 (LilyPond's c' is middle C, C4)."""
+    base = name.rstrip("',")
+    octave = 3 + name.count("'") - name.count(",")
+    step, accidental = base[0], base[1:]
+    if step not in NOTE_NAMES or accidental not in LILY_ACCIDENTALS:
+        raise ChoraleError(f"not a LilyPond pitch: {name!r}")
+    return pitch.Pitch(f"{step.upper()}{LILY_ACCIDENTALS[accidental]}{octave}")
+
+
+def music21_to_lily(p: pitch.Pitch) -> str:
+    """F#4 -> ``fis'``; microtones and triple accidentals are refused."""
+    accidental = p.accidental.modifier if p.accidental is not None else ""
+    if accidental not in M21_ACCIDENTALS:
+        raise ChoraleError(f"pitch {p.nameWithOctave} has an accidental LilyPond names cannot spell")
+    marks = p.octave - 3
+    return p.step.lower() + M21_ACCIDENTALS[accidental] + ("'" * marks if marks > 0 else "," * -marks)
+
+
+def tonic_name(p: pitch.Pitch) -> str:
+    """LilyPond name of a pitch class, e.g. B-flat -> ``bes``."""
+    return music21_to_lily(pitch.Pitch(p.name + "3"))
+
+
+def interval_to_c(tonic: str) -> interval.Interval:
+    """LilyPond's ``\\transpose <tonic> c``: the tonic moves down to the c at or below it."""
+    start = lily_to_music21(tonic)  # octave 3, like the c of \\transpose
+    return interval.Interval(start, pitch.Pitch("C3"))
+
+
+def transpose_to_c(chorale: Chorale) -> Chorale:
+    """The chorale with every note moved by the interval that takes its declared tonic down to c."""
+    if chorale.transposed_from is not None:
+        return chorale
+    step = interval_to_c(chorale.key_tonic)
+    events = [
+        replace(e, pitch=music21_to_lily(lily_to_music21(e.pitch).transpose(step))) if e.kind == "note" else e
+        for e in chorale.events
+    ]
+    return replace(chorale, events=events, key_tonic="c", transposed_from=chorale.key_tonic)
+
+
+# --- durations and the figure-20 text ----------------------------------------------------------------------------
+
+def lily_duration(duration: Fraction) -> str:
+    """1/4 -> ``4``, 3/8 -> ``4.``, 7/16 -> ``4..``; refuses durations that need a tie or a tuplet."""
+    for dots in range(3):
+        base = duration / (2 - Fraction(1, 2**dots))
+        if base.numerator == 1 and base.denominator in (1, 2, 4, 8, 16, 32, 64):
+            return f"{base.denominator}{'.' * dots}"
+        if base == 2 and dots == 0:
+            return "\\breve"
+    raise ChoraleError(f"duration {duration} is not a (dotted) LilyPond duration")
+
+
+def event_token(event: Event) -> str:
+    """One token: ``e'4.``, ``r8``, ``c''2~`` (tied to the next), or ``|``; fermatas are separate tokens."""
+    if event.kind == "bar":
+        return "|"
+    body = ("r" if event.kind == "rest" else event.pitch) + lily_duration(event.duration)
+    return body + ("~" if event.tie else "")
+
+
+def figure20_tokens(chorale: Chorale) -> list[str]:
+    """The soprano as the report's figure-20 tokens: notes, ``|`` bar lines, ``\\`` after a fermata note."""
+    tokens = []
+    for event in chorale.events:
+        tokens.append(event_token(event))
+        if event.fermata:
+            tokens.append("\\")
+    return tokens
+
+
+def figure20_text(chorale: Chorale) -> str:
+    """The figure-20 text with every duration written: ``c'4 | c'2 g'4 | e'4. d'8 c'4 | …``."""
+    return " ".join(figure20_tokens(chorale))

@@ -1,0 +1,96 @@
+"""Engraving a chorale soprano with the LilyPond binary of the PyPI package ``lilypond``."""
+
+from __future__ import annotations
+
+import struct
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from rnnmem.chorales import engrave
+from rnnmem.chorales.model import Chorale, ChoraleError, Event
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def two_bars(**changes) -> Chorale:
+    q, e = Fraction(1, 4), Fraction(1, 8)
+    events = [
+        Event("note", "g'", q), Event("bar"),
+        Event("note", "e'", q * 3 / 2), Event("note", "d'", e), Event("note", "c'", q), Event("note", "d'", q),
+        Event("bar"),
+        Event("note", "e'", q * 2, tie=True), Event("note", "e'", q), Event("note", "c'", q, fermata=True),
+        Event("bar"),
+    ]
+    fields = dict(number=1, bwv="269", title="Aus meines Herzens Grunde", source="hand", time_signatures=["4/4"],
+                  key_tonic="c", mode="major", events=events, transposed_from="g")
+    fields.update(changes)
+    return Chorale(**fields)
+
+
+def lilypond_available() -> str | None:
+    try:
+        engrave.lilypond_executable()
+    except ChoraleError as error:
+        return str(error)
+    return None
+
+
+needs_lilypond = pytest.mark.skipif(lilypond_available() is not None,
+                                    reason=f"LilyPond binary unavailable: {lilypond_available()}")
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_lilypond_source() -> None:
+    source = engrave.lilypond_source(two_bars(), 'Aus "meines" Herzens')
+    assert source.startswith('\\version "2.24.0"')
+    assert 'title = "Aus \\"meines\\" Herzens"' in source
+    assert "tagline = ##f" in source
+    assert "\\key c \\major" in source and "\\time 4/4" in source
+    assert "\\partial 4 g'4 |" in source
+    assert "e'4. d'8 c'4 d'4 |" in source
+    assert "e'2~ e'4 c'4\\fermata" in source
+    assert source.rstrip().endswith("}")
+    assert '\\bar "|."' in source
+
+
+def test_lilypond_source_modes_and_irregular_bars() -> None:
+    q = Fraction(1, 4)
+    events = [Event("note", "c'", q * 4), Event("bar"), Event("note", "d'", q * 3), Event("bar"),
+              Event("note", "e'", q * 4), Event("bar"), Event("note", "f'", q * 2), Event("bar"),
+              Event("note", "g'", q * 4)]
+    source = engrave.lilypond_source(two_bars(mode="dorian", key_tonic="d", events=events,
+                                              time_signatures=["4/4", "2/4"]), "x")
+    assert "\\key d \\dorian" in source
+    assert "\\partial" not in source
+    assert "\\set Timing.measureLength = #(ly:make-moment 3/4) d'2. |" in source
+    assert "\\time 2/4 f'2 |" in source and "\\time 4/4 g'1" in source
+    with pytest.raises(ChoraleError):
+        engrave.lilypond_source(two_bars(mode="blues"), "x")
+
+
+@needs_lilypond
+def test_engrave_png(tmp_path: Path) -> None:
+    out = tmp_path / "scores" / "001.png"
+    engrave.engrave_png(two_bars(), out, "1. Aus meines Herzens Grunde", timeout=60)
+    data = out.read_bytes()
+    width, height = png_size(data)
+    assert 200 <= width <= 2000 and 60 <= height <= 600, (width, height)
+    assert list(out.parent.iterdir()) == [out]  # no temporary files left beside it
+    engrave.engrave_png(two_bars(), tmp_path / "again.png", "1. Aus meines Herzens Grunde", timeout=60)
+    assert (tmp_path / "again.png").read_bytes() == data
+
+
+@needs_lilypond
+def test_engrave_png_reports_lilypond_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engrave, "lilypond_source", lambda chorale, title: "\\version \"2.24.0\"\n{ c'4 \\nonsense }\n")
+    with pytest.raises(ChoraleError, match="LilyPond failed") as info:
+        engrave.engrave_png(two_bars(), tmp_path / "bad.png", "x", timeout=60)
+    assert "nonsense" in str(info.value)
+    assert not (tmp_path / "bad.png").exists()
