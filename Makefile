@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 # The CPU wheel of torch 2.13.0 lies in /opt/wheels on the project's machines; elsewhere pip uses PyPI.
 PIP_FIND := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
-.PHONY: venv run smoke test lint bench dry-run clean
+.PHONY: venv run smoke test lint bench dry-run report clean
 
 venv: $(STAMP)
 
@@ -31,8 +31,12 @@ run: venv  ## the whole DAG on config.yaml, all cores
 dry-run: venv
 	$(SNAKEMAKE) --dry-run
 
-smoke: venv  ## the whole DAG on the smoke config, into smoke/results/
+smoke: venv  ## the whole DAG on the smoke config, into smoke/results/, then smoke/results/report.html
 	$(SMOKE)
+	$(SMOKE) --report results/report.html
+
+report: venv  ## results/report.html: every figure and summary table of the paper config (run `make run` first)
+	$(SNAKEMAKE) --report results/report.html
 
 test: venv  ## unit and workflow tests
 	$(BIN)/python -m pytest

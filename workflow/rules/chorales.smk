@@ -51,7 +51,12 @@ rule chorales_dataset:
         tokens="results/chorales/{source}/tokens.jsonl",
         vocab="results/chorales/{source}/vocab.json",
         splits="results/chorales/{source}/splits.json",
-        stats="results/chorales/{source}/stats.csv",
+        stats=report(
+            "results/chorales/{source}/stats.csv",
+            caption="../report/chorale_stats.rst",
+            category="3. Bach chorales (§3)",
+            labels={"source": "{source}"},
+        ),
         text=directory("results/chorales/{source}/text"),
     params:
         spec=as_json({"split": CHORALES["split"]}),
@@ -73,7 +78,7 @@ rule chorales_agreement:
         lilypond="results/chorales/lilypond/transposed.jsonl",
         music21="results/chorales/music21/transposed.jsonl",
     output:
-        "results/chorales/source_agreement.csv",
+        report("results/chorales/source_agreement.csv", caption="../report/source_agreement.rst", category="3. Bach chorales (§3)"),
     log:
         "logs/chorales_agreement.log",
     benchmark:
@@ -108,7 +113,7 @@ rule fig19_soprano:
     input:
         f"results/chorales/{CHORALES['source']}/transposed.jsonl",
     output:
-        "results/figures/fig19_soprano_bwv269.png",
+        report("results/figures/fig19_soprano_bwv269.png", caption="../report/fig19.rst", category="3. Bach chorales (§3)"),
     log:
         "logs/fig19_soprano.log",
     benchmark:

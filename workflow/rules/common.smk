@@ -120,6 +120,7 @@ def memory_outputs():
 DLK = MEMORY["dlk"]
 CAPACITY = MEMORY["capacity"]
 DLK_FIGURES = {"vanilla": "results/figures/fig14_dlk_vanilla.png", "gru": "results/figures/fig15_dlk_gru.png"}
+DLK_CAPTIONS = {"vanilla": "fig14", "gru": "fig15"}
 
 
 def dlk_part_params(wildcards):

@@ -6,8 +6,8 @@ rule gradient_summary:
         histograms=gradient_runs("gradients"),
     output:
         table="results/tables/gradients.csv",
-        fig12="results/figures/fig12_gradients.png",
-        fig13="results/figures/fig13_gradients_near_zero.png",
+        fig12=report("results/figures/fig12_gradients.png", caption="../report/fig12.rst", category="2. Gradients and memory (§2.1–2.3)"),
+        fig13=report("results/figures/fig13_gradients_near_zero.png", caption="../report/fig13.rst", category="2. Gradients and memory (§2.1–2.3)"),
     params:
         zoom_max=MEMORY["gradients"]["zoom_max"],
     log:
@@ -27,7 +27,7 @@ rule gradient_lag:
         specs=gradient_runs("spec"),
     output:
         table="results/memory/gradient_vs_lag.csv",
-        figure="results/figures/gradient_vs_lag.png",
+        figure=report("results/figures/gradient_vs_lag.png", caption="../report/gradient_vs_lag.rst", category="2. Gradients and memory (§2.1–2.3)"),
     params:
         spec=as_json({"strings": MEMORY["gradients"]["lag_strings"], "train_strings": REBER["train_strings"]}),
     log:
@@ -84,8 +84,11 @@ rule dlk_figures:
     input:
         tables=dlk_tables(),
     output:
-        heatmaps=[DLK_FIGURES[model] for model in DLK["models"]],
-        curves="results/figures/dlk_curves.png",
+        heatmaps=[
+            report(DLK_FIGURES[model], caption=f"../report/{DLK_CAPTIONS[model]}.rst", category="2. Gradients and memory (§2.1–2.3)")
+            for model in DLK["models"]
+        ],
+        curves=report("results/figures/dlk_curves.png", caption="../report/dlk_curves.rst", category="2. Gradients and memory (§2.1–2.3)"),
     params:
         spec=as_json({key: DLK[key] for key in ("models", "curves_k", "weight_scale")}),
     log:
@@ -128,10 +131,10 @@ rule capacity_figures:
         totals="results/memory/mc_totals.csv",
         dlk=dlk_tables(),
     output:
-        fig16="results/figures/fig16_mc_esn.png",
-        mc_gru="results/figures/mc_gru.png",
-        mc_total="results/figures/mc_total.png",
-        dlk_vs_mc="results/figures/dlk_vs_mc.png",
+        fig16=report("results/figures/fig16_mc_esn.png", caption="../report/fig16.rst", category="2. Gradients and memory (§2.1–2.3)"),
+        mc_gru=report("results/figures/mc_gru.png", caption="../report/mc_gru.rst", category="2. Gradients and memory (§2.1–2.3)"),
+        mc_total=report("results/figures/mc_total.png", caption="../report/mc_total.rst", category="2. Gradients and memory (§2.1–2.3)"),
+        dlk_vs_mc=report("results/figures/dlk_vs_mc.png", caption="../report/dlk_vs_mc.rst", category="2. Gradients and memory (§2.1–2.3)"),
     params:
         spec=as_json(
             {

@@ -30,7 +30,7 @@ rule reber_tables:
         runs=reber_runs("table"),
     output:
         success="results/tables/reber_success.csv",
-        summary="results/tables/reber_summary.csv",
+        summary=report("results/tables/reber_summary.csv", caption="../report/reber_summary.rst", category="1. Reber grammars (§1.3, §2.1)"),
         summary_md="results/tables/reber_summary.md",
     log:
         "logs/reber_tables.log",
@@ -47,7 +47,7 @@ rule reber_figure:
     input:
         unpack(lambda wildcards: figure_run(wildcards.figure)),
     output:
-        "results/figures/{figure}_{name}.png",
+        report("results/figures/{figure}_{name}.png", caption="../report/reber_figure.rst", category="1. Reber grammars (§1.3, §2.1)"),
     wildcard_constraints:
         figure="fig07|fig08|fig10|fig11",
         name="reber_outputs_vanilla|reber_hidden_states|embedded_vanilla|embedded_gru",
@@ -67,7 +67,7 @@ rule indistinguishable:
         models=embedded_runs("model"),
         specs=embedded_runs("spec"),
     output:
-        "results/tables/indistinguishable.csv",
+        report("results/tables/indistinguishable.csv", caption="../report/indistinguishable.rst", category="1. Reber grammars (§1.3, §2.1)"),
     params:
         spec=as_json({"random_draws": REBER["indistinguishable_random_draws"]}),
     log:
@@ -83,7 +83,7 @@ rule indistinguishable:
 
 rule toy_language:
     output:
-        "results/tables/toy_language.csv",
+        report("results/tables/toy_language.csv", caption="../report/toy_language.rst", category="1. Reber grammars (§1.3, §2.1)"),
     params:
         spec=as_json(config["toy_language"]),
     log:
