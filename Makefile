@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 # The CPU wheel of torch 2.13.0 lies in /opt/wheels on the project's machines; elsewhere pip uses PyPI.
 PIP_FIND := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
-.PHONY: venv run smoke test lint bench dry-run report clean
+.PHONY: venv run smoke test lint bench dry-run report clean test-cluster
 
 venv: $(STAMP)
 
@@ -50,3 +50,8 @@ bench: venv  ## training throughput, loop overhead, D(l,k) and MC grid times int
 
 clean:
 	rm -rf smoke .snakemake
+
+# The smoke DAG through a real single-node SLURM (installed from Debian's archive, started in a temporary folder on
+# 127.0.0.1, stopped afterwards), then locally; outputs and result tables must agree. Needs root; see tests/cluster/.
+test-cluster: venv
+	$(SHELL) tests/cluster/run.sh

@@ -2,18 +2,24 @@
 # Outputs land in results/ (logs/, benchmarks/) under Snakemake's working directory; see README.md.
 
 
-configfile: "config.yaml"
+import os
+
+
+# The project's defaults, whatever the working directory (--directory); --configfile files are merged on top.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/reber.smk"
 include: "workflow/rules/memory.smk"
 include: "workflow/rules/chorales.smk"
+include: "workflow/rules/lm.smk"
 
 
 wildcard_constraints:
     experiment="|".join(REBER_EXPERIMENTS),
-    regime="|".join(REBER_REGIMES),
+    regime="|".join(REBER_REGIMES + LM_REGIMES),
+    name="|".join(LM_MODELS),
 
 
 rule all:
@@ -21,4 +27,5 @@ rule all:
         reber_outputs(),
         memory_outputs(),
         chorale_outputs(),
+        lm_outputs(),
     default_target: True

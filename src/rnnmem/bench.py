@@ -18,6 +18,7 @@ import torch
 
 from rnnmem import bench_memory
 from rnnmem.atomic import write_csv, write_text
+from rnnmem.bench_lm import bench_lm
 from rnnmem.cells import SequencePredictor, fused_recurrence
 from rnnmem.grammars import GRAMMARS
 from rnnmem.reber import Experiment, member_strings
@@ -112,9 +113,23 @@ def run_bench(out_dir: Path, repeats: int = 20) -> pd.DataFrame:
     print(markdown)
     write_csv(out_dir / "reber_training.csv", table)
     write_text(out_dir / "reber_training.md", markdown)
+    run_lm_bench(out_dir, machine)
     torch.set_num_threads(2)
     run_memory_bench(out_dir, machine.replace("1 torch thread(s)", "2 torch threads"))
     return table
+
+
+def run_lm_bench(out_dir: Path, machine: str, source: Path = Path("results/chorales/music21")) -> None:
+    """Chorale-model training throughput, on the tokens a previous run built (skipped, and said, if absent)."""
+    tokens, vocab = source / "tokens.jsonl", source / "vocab.json"
+    if not tokens.exists():
+        print(f"chorale-model bench skipped: {tokens} does not exist (run make run first)")
+        return
+    table = bench_lm(tokens, vocab)
+    markdown = f"Machine: {machine}\n\n" + table.to_markdown(index=False, floatfmt=".4g") + "\n"
+    print(markdown)
+    write_csv(out_dir / "chorale_training.csv", table)
+    write_text(out_dir / "chorale_training.md", markdown)
 
 
 def run_memory_bench(out_dir: Path, machine: str) -> None:

@@ -130,6 +130,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--number", type=int, required=True)
     p.add_argument("--out", type=Path, required=True)
 
+    p = sub.add_parser("lm-train", help="train one chorale language model (resumes from its checkpoint)")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--tokens", type=Path, required=True)
+    p.add_argument("--vocab", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--curve", type=Path, required=True)
+
+    p = sub.add_parser("lm-score", help="test-split scores of one trained chorale model")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--tokens", type=Path, required=True)
+    p.add_argument("--vocab", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("lm-ngram", help="Kneser-Ney n-gram baseline, order chosen on the validation split")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--tokens", type=Path, required=True)
+    p.add_argument("--vocab", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--orders", type=Path, required=True)
+
+    p = sub.add_parser("lm-scores", help="chorales/scores.csv from every model's row")
+    p.add_argument("--parts", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("lm-samples", help="sample melodies from one model and render them")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--vocab", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--listing", type=Path, required=True)
+
+    p = sub.add_parser("lm-sample-metrics", help="musical and copy metrics of every sample set")
+    p.add_argument("--listings", type=Path, nargs="+", required=True)
+    p.add_argument("--transposed", type=Path, required=True)
+    p.add_argument("--tokens", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--figure", type=Path, required=True)
+
+    p = sub.add_parser("fig21", help="report figure 21: engraved samples one above the other")
+    p.add_argument("--params", type=_json, required=True)
+    p.add_argument("--sample-dirs", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("learning-curves", help="learning curves of every chorale model")
+    p.add_argument("--curves", type=Path, nargs="+", required=True)
+    p.add_argument("--table", type=Path, required=True)
+    p.add_argument("--figure", type=Path, required=True)
+
     p = sub.add_parser("bench", help="training throughput and loop overhead (make bench)")
     p.add_argument("--out-dir", type=Path, default=Path("results/bench"))
     p.add_argument("--repeats", type=int, default=20)
@@ -143,11 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     from rnnmem.chorales.fetch import FetchError
     from rnnmem.chorales.model import ChoraleError
     from rnnmem.config import ConfigError
+    from rnnmem.lm.train import CheckpointError
     from rnnmem.memory import NonFiniteStatesError
 
     try:
         return _run(args)
-    except (ModelFileError, ConfigError, NonFiniteStatesError, ChoraleError, FetchError) as error:
+    except (ModelFileError, ConfigError, NonFiniteStatesError, ChoraleError, FetchError, CheckpointError) as error:
         print(f"rnnmem {args.command}: error: {error}", file=sys.stderr)
         return 1
 
@@ -193,8 +244,32 @@ def _run(args: argparse.Namespace) -> int:
         jobs.chorales_agreement(args.lilypond, args.music21, args.out)
     elif args.command == "chorales-score":
         jobs.chorales_score(args.transposed, args.number, args.out)
+    elif args.command.startswith(("lm-", "fig21", "learning-curves")):
+        return _run_lm(args)
     elif args.command == "bench":
         from rnnmem.bench import run_bench
 
         run_bench(args.out_dir, args.repeats)
+    return 0
+
+
+def _run_lm(args: argparse.Namespace) -> int:
+    from rnnmem import lm_jobs
+
+    if args.command == "lm-train":
+        lm_jobs.lm_train(args.params, args.tokens, args.vocab, args.checkpoint, args.model, args.curve)
+    elif args.command == "lm-score":
+        lm_jobs.lm_score(args.params, args.tokens, args.vocab, args.model, args.out)
+    elif args.command == "lm-ngram":
+        lm_jobs.lm_ngram(args.params, args.tokens, args.vocab, args.out, args.orders)
+    elif args.command == "lm-scores":
+        lm_jobs.lm_scores(args.parts, args.out)
+    elif args.command == "lm-samples":
+        lm_jobs.lm_samples(args.params, args.vocab, args.model, args.out_dir, args.listing)
+    elif args.command == "lm-sample-metrics":
+        lm_jobs.lm_sample_metrics(args.listings, args.transposed, args.tokens, args.out, args.figure)
+    elif args.command == "fig21":
+        lm_jobs.fig21(args.params, args.sample_dirs, args.out)
+    elif args.command == "learning-curves":
+        lm_jobs.learning_curves(args.curves, args.table, args.figure)
     return 0

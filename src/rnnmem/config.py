@@ -73,9 +73,26 @@ def check_chorale_settings(chorales: dict[str, Any]) -> None:
         raise ConfigError("chorales.numbers: must include 1 (BWV 269, engraved as figure 19)")
 
 
+def check_lm_references(lm: dict[str, Any]) -> None:
+    """Model names unique; figure 21 names trained models, a configured regime and a sampled temperature."""
+    names = [model["name"] for model in lm["models"]]
+    for position, name in enumerate(names):
+        if names.index(name) != position:
+            raise ConfigError(f"lm.models[{position}].name: {name!r} is used twice")
+    figure = lm["figure21"]
+    for position, name in enumerate(figure["models"]):
+        if name not in names:
+            raise ConfigError(f"lm.figure21.models[{position}]: {name!r} is not in lm.models")
+    if figure["regime"] not in lm["regimes"]:
+        raise ConfigError(f"lm.figure21.regime: {figure['regime']!r} is not a key of lm.regimes")
+    if figure["temperature"] not in lm["sampling"]["temperatures"]:
+        raise ConfigError(f"lm.figure21.temperature: {figure['temperature']} is not in lm.sampling.temperatures")
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Everything beyond the schema; raise :class:`ConfigError` naming the key at fault."""
     check_reber_references(config["reber"])
     check_memory_references(config)
     check_memory_settings(config["memory"])
     check_chorale_settings(config["chorales"])
+    check_lm_references(config["lm"])

@@ -187,3 +187,60 @@ def chorale_outputs():
     if CHORALES["compare_sources"]:
         outputs.append("results/chorales/source_agreement.csv")
     return outputs + ["results/figures/fig19_soprano_bwv269.png"]
+
+
+# --- Chorale models ---------------------------------------------------------------------------------------------
+LM = config["lm"]
+CHORALE_CATEGORY = "3. Bach chorales (§3)"
+LM_MODELS = {model["name"]: model for model in LM["models"]}
+LM_REGIMES = list(LM["regimes"])
+LM_DATA = f"results/chorales/{CHORALES['source']}"
+
+
+def lm_settings(regime):
+    """A regime block without max_epochs (a train_lm argument, not a model setting)."""
+    return {key: value for key, value in LM["regimes"][regime].items() if key != "max_epochs"}
+
+
+def lm_params(wildcards):
+    return as_json(
+        {
+            "model": LM_MODELS[wildcards.name],
+            "regime": wildcards.regime,
+            "settings": lm_settings(wildcards.regime),
+            "max_epochs": LM["regimes"][wildcards.regime]["max_epochs"],
+            "seed": LM["seed"],
+            "source": CHORALES["source"],
+        }
+    )
+
+
+def lm_sample_params(wildcards):
+    model = LM_MODELS[wildcards.name]
+    return as_json(
+        {
+            **LM["sampling"],
+            "name": f"{wildcards.name}_{wildcards.regime}",
+            "label": f"{model['model']} ({model['size']}, {wildcards.regime})",
+        }
+    )
+
+
+def lm_runs(pattern):
+    return expand(pattern, name=LM_MODELS, regime=LM_REGIMES)
+
+
+def fig21_dirs():
+    figure = LM["figure21"]
+    return [f"results/lm/samples/{name}_{figure['regime']}" for name in figure["models"]]
+
+
+def lm_outputs():
+    return [
+        "results/chorales/scores.csv",
+        "results/chorales/learning_curves.csv",
+        "results/figures/chorale_learning_curves.png",
+        "results/chorales/sample_metrics.csv",
+        "results/figures/sample_metrics.png",
+        "results/figures/fig21_samples.png",
+    ]

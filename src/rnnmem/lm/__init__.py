@@ -1,0 +1,1 @@
+"""Language models of the chorale sopranos (report §3)."""

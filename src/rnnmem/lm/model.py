@@ -1,0 +1,126 @@
+"""Next-token language model of the chorale sopranos: input coding, one recurrent layer, linear read-out.
+
+Input: a one-hot vector of the vocabulary (``embedding=None``, the report's setting, §3.2), or a learned
+``nn.Embedding`` of ``embedding`` dimensions. Recurrence: the report's Vanilla (logistic or tanh), GRU (reset gate
+before the product, Cho et al.) or LSTM cell of :mod:`rnnmem.cells`, one network (``members == 1``); when
+:func:`rnnmem.cells.fused_recurrence` gives a torch module that computes the same function (tanh Vanilla, LSTM)
+that module runs instead (``fused=True``). Dropout (``dropout > 0``, the modern regime) acts on the hidden states
+before the read-out ``y_t = O h_t + b'``, whose outputs are the logits (modern regime) or the raw output vector
+trained against one-hot targets (seed regime).
+
+Parameters follow the report's convention (one bias per gate, :func:`rnnmem.cells.parameter_count`); the fused
+LSTM/RNN's second bias is zero and frozen, so :func:`lm_parameter_count` equals the trainable count.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rnnmem.cells import INITS, EnsembleRecurrence, fused_recurrence, parameter_count
+
+MAX_HIDDEN = 4096
+
+
+def lm_parameter_count(kind: str, vocab: int, hidden: int, embedding: int | None = None) -> int:
+    """Trainable parameters: embedding table (if any) + recurrence + read-out, one bias per gate."""
+    input_size = embedding or vocab
+    table = vocab * embedding if embedding else 0
+    return table + parameter_count(kind, input_size, hidden, vocab)
+
+
+def matched_hidden(kind: str, vocab: int, target: int, embedding: int | None = None) -> int:
+    """Hidden size whose parameter count is closest to ``target`` (ties go to the smaller network)."""
+    return min(range(1, MAX_HIDDEN), key=lambda h: (abs(lm_parameter_count(kind, vocab, h, embedding) - target), h))
+
+
+def trainable_parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _fill(tensor: Tensor, init: str, bound: float, generator: torch.Generator) -> None:
+    with torch.no_grad():
+        if init == "normal":
+            tensor.copy_(torch.randn(tensor.shape, generator=generator))
+        else:
+            tensor.copy_(torch.rand(tensor.shape, generator=generator) * 2 * bound - bound)
+
+
+class TokenLM(nn.Module):
+    """Token ids (B, T) -> outputs (B, T, V) of a one-layer recurrent language model.
+
+    ``init``: ``normal`` — every weight N(0, 1) (the report's annexes, the seed regime); ``uniform`` — U(±1/√H) for
+    the recurrence and read-out (torch's default), N(0, 1) for the embedding. The weights depend only on ``seed``
+    (explicit generators; the global torch RNG is untouched), and equally on ``fused``.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        vocab: int,
+        hidden: int,
+        embedding: int | None = None,
+        dropout: float = 0.0,
+        activation: str = "logistic",
+        init: str = "normal",
+        seed: int = 0,
+        fused: bool = True,
+    ) -> None:
+        super().__init__()
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        self.kind, self.vocab_size, self.hidden = kind, vocab, hidden
+        self.embedding_dim = embedding or None
+        self.config: dict[str, Any] = {
+            "kind": kind, "vocab": vocab, "hidden": hidden, "embedding": self.embedding_dim, "dropout": dropout,
+            "activation": activation, "init": init, "seed": seed, "fused": fused,
+        }
+        generators = [torch.Generator().manual_seed(3 * int(seed) + k) for k in range(3)]
+        self.embedding: nn.Embedding | None = None
+        if self.embedding_dim:
+            self.embedding = nn.Embedding(vocab, self.embedding_dim)
+            _fill(self.embedding.weight, "normal", 1.0, generators[2])
+        cell = EnsembleRecurrence(kind, self.embedding_dim or vocab, hidden, members=1, activation=activation)
+        cell.reset_parameters(init, [3 * int(seed)])
+        fast = fused_recurrence(cell) if fused else None
+        self.cell: EnsembleRecurrence | None = None if fast is not None else cell
+        self.fused: nn.Module | None = fast
+        self.dropout = nn.Dropout(dropout)
+        self.readout = nn.Linear(hidden, vocab)
+        bound = 1.0 / math.sqrt(hidden)
+        _fill(self.readout.weight, init, bound, generators[1])
+        _fill(self.readout.bias, init, bound, generators[1])
+
+    @property
+    def is_fused(self) -> bool:
+        return self.fused is not None
+
+    def hidden_states(self, inputs: Tensor) -> Tensor:
+        """h_t of every step, (B, T, H), with h_{-1} = 0 (and c_{-1} = 0)."""
+        batch, steps = inputs.shape
+        x = self.embedding(inputs) if self.embedding is not None else None
+        if self.fused is not None:
+            if x is None:
+                x = nn.functional.one_hot(inputs, self.vocab_size).to(self.readout.weight.dtype)
+            return self.fused(x)[0]
+        cell = self.cell
+        assert cell is not None
+        if x is None:  # one-hot input: x W + b is the row of W picked by the token
+            projected = cell.weight_ih[0][inputs] + cell.bias[0]
+        else:
+            projected = cell.project(x.reshape(1, batch * steps, -1)).reshape(batch, steps, -1)
+        projected = projected.transpose(0, 1).contiguous().unsqueeze(1)  # (T, 1, B, G*H): step t is a contiguous slice
+        state = cell.initial_state(batch, projected)
+        outputs = []
+        for t in range(steps):
+            state = cell.step(projected[t], state)
+            outputs.append(state[0] if isinstance(state, tuple) else state)
+        return torch.stack(outputs, dim=2)[0]
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.readout(self.dropout(self.hidden_states(inputs)))

@@ -1,0 +1,351 @@
+"""Generated soprano tokens back into music: a :class:`Chorale`, and text, MusicXML, MIDI and PNG files (figure 21).
+
+:func:`tokens_to_chorale` reads the report's figure-20 tokens (``e'4.``, ``c''2~``, ``r4``, ``|``, ``\\`` after a
+fermata note; ``<s>``/``</s>`` around them are dropped) without repairing anything a network got wrong:
+
+* a malformed token (not a note, rest, bar line or fermata; ``<unk>``; a marker in the middle; a ``\\`` that does
+  not follow a note or rest; a ``|`` before the first note or right after another ``|``) is skipped and reported;
+* a tie (``~``) that is not followed by a note of the same pitch (bar lines between are fine) is dropped and
+  reported; the note itself is kept;
+* bars are kept exactly as generated; one whose length is not that of the time signature is reported
+  (``bar 5: 5/4 in 4/4``). The time signature is the most common length of the complete bars (all but the first
+  and the last, when there are three or more; the longest on a tie; 2/4 to 8/4, else 4/4): ``3/4``, ``4/4``,
+  ``3/2`` … A first bar shorter than that is a pickup and a last bar shorter than that closes the melody (both
+  normal in the chorales), not a problem.
+
+Bars are numbered like the engraved score: a pickup is bar 0, else the first bar is bar 1. Token positions in
+the messages count from 1 in the token list without the ``<s>``/``</s>`` markers (the words of ``<stem>.txt``).
+
+:func:`write_sample` writes ``<stem>.txt`` (the tokens as generated, one line), ``<stem>.musicxml`` and
+``<stem>.mid`` (one music21 part with explicit measures: the pickup padded, an irregular bar given its own time
+signature for that bar only, so no note is split or lengthened) and ``<stem>.png`` (LilyPond, through
+:func:`rnnmem.chorales.engrave.engrave_png`), each atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import warnings
+from collections import Counter
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from rnnmem.atomic import atomic_path, write_text
+from rnnmem.chorales.dataset import BEGIN, END, UNK
+from rnnmem.chorales.model import Chorale, Event, lily_to_music21
+
+NOTE_TOKEN = re.compile(r"^(?P<pitch>[a-g](?:isis|eses|is|es)?[',]*|r)(?P<duration>\\breve|(?:1|2|4|8|16|32|64)\.{0,2})"
+                        r"(?P<tie>~?)$")
+FERMATA = "\\"
+BAR = "|"
+# The lengths (in whole notes) of the chorales' time signatures; other lengths are written in quarters or smaller.
+SIGNATURES = {Fraction(1): "4/4", Fraction(3, 4): "3/4", Fraction(3, 2): "3/2", Fraction(1, 2): "2/4"}
+DEFAULT_SIGNATURE = "4/4"
+SIGNATURE_RANGE = (Fraction(1, 2), Fraction(2))  # bar lengths that can be a time signature (whole notes)
+
+
+# --- tokens -> Chorale ----------------------------------------------------------------------------------------------
+
+def parse_duration(text: str) -> Fraction:
+    """``4`` -> 1/4, ``4.`` -> 3/8, ``8..`` -> 7/32, ``\\breve`` -> 2 (the inverse of ``lily_duration``)."""
+    if text == "\\breve":
+        return Fraction(2)
+    dots = len(text) - len(text.rstrip("."))
+    base = Fraction(1, int(text.rstrip(".")))
+    return base * (2 - Fraction(1, 2**dots))
+
+
+def parse_token(token: str) -> Event | None:
+    """The note or rest of one token (a tie kept as written, also on a rest), or None if it is neither."""
+    match = NOTE_TOKEN.match(token)
+    if match is None:
+        return None
+    duration = parse_duration(match["duration"])
+    if match["pitch"] == "r":
+        return Event("rest", None, duration, tie=bool(match["tie"]))
+    return Event("note", match["pitch"], duration, tie=bool(match["tie"]))
+
+
+def note_body(token: str) -> str | None:
+    """``e'4.`` for the note tokens ``e'4.`` and ``e'4.~`` (pitch and duration only); None for anything else."""
+    event = parse_token(token)
+    return None if event is None or event.kind != "note" else token.rstrip("~")
+
+
+def signature_length(signature: str) -> Fraction:
+    numerator, denominator = (int(x) for x in signature.split("/"))
+    return Fraction(numerator, denominator)
+
+
+def length_text(length: Fraction) -> str:
+    """A bar length as a time signature: 1 -> ``4/4``, 5/4 -> ``5/4``, 1/2 -> ``2/4``, 7/8 -> ``7/8``."""
+    for denominator in (4, 8, 16, 32, 64, 128):
+        count = length * denominator
+        if count.denominator == 1:
+            return f"{count.numerator}/{denominator}"
+    return str(length)
+
+
+def signature_for(length: Fraction) -> str:
+    return SIGNATURES.get(length) or length_text(length)
+
+
+def measures(events: list[Event]) -> list[list[Event]]:
+    """Notes and rests between bar events; empty measures (a trailing bar line) are dropped."""
+    result: list[list[Event]] = [[]]
+    for event in events:
+        if event.kind == "bar":
+            result.append([])
+        else:
+            result[-1].append(event)
+    return [m for m in result if m]
+
+
+def measure_length(measure: list[Event]) -> Fraction:
+    return sum((e.duration for e in measure), Fraction(0))
+
+
+def infer_signature(events: list[Event]) -> str:
+    """The most common bar length among the complete bars (all but the first and last when there are three or
+    more, else all bars; the longest wins a tie) of 2/4 to 8/4 (:data:`SIGNATURE_RANGE`), as a time signature;
+    ``4/4`` without such a bar (a melody with hardly any bar lines gets 4/4 and its long bars are flagged)."""
+    lengths = [measure_length(m) for m in measures(events)]
+    complete = lengths[1:-1] if len(lengths) >= 3 else lengths
+    complete = [length for length in complete if SIGNATURE_RANGE[0] <= length <= SIGNATURE_RANGE[1]]
+    if not complete:
+        return DEFAULT_SIGNATURE
+    counts = Counter(complete)
+    return signature_for(max(counts, key=lambda length: (counts[length], length)))
+
+
+@dataclass(frozen=True)
+class BarCheck:
+    number: int  # as engraved: a pickup is bar 0
+    length: Fraction
+    ok: bool
+    role: str  # "pickup", "final", "full" or "irregular"
+
+
+def check_bars(events: list[Event], signatures: list[str]) -> list[BarCheck]:
+    """Every bar and whether it fits: its length is that of one of ``signatures``, or it is a first bar shorter than
+    the first signature (pickup) or a last bar shorter than the signature then in force (end of the melody).
+
+    With several signatures (a few Bach chorales change metre) a bar of any of their lengths fits.
+    """
+    lengths = [measure_length(m) for m in measures(events)]
+    allowed = {signature_length(s) for s in signatures} or {signature_length(DEFAULT_SIGNATURE)}
+    current = signature_length(signatures[0]) if signatures else signature_length(DEFAULT_SIGNATURE)
+    pickup = len(lengths) > 1 and lengths[0] < current
+    checks = []
+    for index, length in enumerate(lengths):
+        number = index if pickup else index + 1
+        if length in allowed:
+            current = length
+            checks.append(BarCheck(number, length, True, "full"))
+        elif index == 0 and pickup:
+            checks.append(BarCheck(number, length, True, "pickup"))
+        elif index == len(lengths) - 1 and len(lengths) > 1 and length < current:
+            checks.append(BarCheck(number, length, True, "final"))
+        else:
+            checks.append(BarCheck(number, length, False, "irregular"))
+    return checks
+
+
+def tokens_to_chorale(tokens: list[str], number: int = 0, title: str = "", *, key_tonic: str = "c",
+                      mode: str = "major", time_signature: str | None = None) -> tuple[Chorale, list[str]]:
+    """The Chorale of figure-20 tokens (transposed: in ``key_tonic`` ``mode``) and the list of problems found.
+
+    ``time_signature`` overrides the inferred one. Bars are kept as generated (see the module docstring); the
+    Chorale's ``source`` is ``"sample"``, its ``bwv`` empty.
+    """
+    body = list(tokens)
+    if body and body[0] == BEGIN:
+        body = body[1:]
+    if body and body[-1] == END:
+        body = body[:-1]
+    events: list[Event] = []
+    problems: list[str] = []
+    previous = ""  # the kind of the last accepted token: note, rest, bar, fermata
+    for position, token in enumerate(body, start=1):
+        where = f"token {position} {token!r}"
+        if token == BAR:
+            if previous == "bar":
+                problems.append(f"{where}: empty bar skipped")
+                continue
+            if not events:
+                problems.append(f"{where}: bar line before any note skipped")
+                continue
+            events.append(Event("bar"))
+            previous = "bar"
+        elif token == FERMATA:
+            if previous not in ("note", "rest"):
+                problems.append(f"{where}: fermata not after a note skipped")
+                continue
+            last = events[-1]
+            events[-1] = Event(last.kind, last.pitch, last.duration, last.tie, fermata=True)
+            previous = "fermata"
+        elif token == UNK:
+            problems.append(f"{where}: unknown token skipped")
+        elif token in (BEGIN, END):
+            problems.append(f"{where}: marker inside the melody skipped")
+        else:
+            event = parse_token(token)
+            if event is None:
+                problems.append(f"{where}: not a note, rest, bar line or fermata; skipped")
+                continue
+            if event.kind == "rest" and event.tie:
+                problems.append(f"{where}: tie on a rest dropped")
+                event = Event("rest", None, event.duration)
+            events.append(event)
+            previous = event.kind
+    events = _check_ties(events, problems)
+    signatures = [time_signature or infer_signature(events)]
+    for check in check_bars(events, signatures):
+        if not check.ok:
+            problems.append(f"bar {check.number}: {length_text(check.length)} in {signatures[0]}")
+    chorale = Chorale(number=number, bwv="", title=title, source="sample", time_signatures=signatures,
+                      key_tonic=key_tonic, mode=mode, events=events)
+    return chorale, problems
+
+
+def _check_ties(events: list[Event], problems: list[str]) -> list[Event]:
+    """Drop (and report) every tie not followed, across bar lines only, by a note of the same pitch."""
+    result = list(events)
+    sounding = [i for i, e in enumerate(result) if e.kind != "bar"]
+    for rank, index in enumerate(sounding):
+        event = result[index]
+        if event.kind != "note" or not event.tie:
+            continue
+        following = result[sounding[rank + 1]] if rank + 1 < len(sounding) else None
+        if following is None or following.kind != "note" or following.pitch != event.pitch:
+            target = "the end" if following is None else (following.pitch or "a rest")
+            problems.append(f"note {rank + 1} {event.pitch}: tie to {target} dropped")
+            result[index] = Event("note", event.pitch, event.duration, False, event.fermata)
+    return result
+
+
+# --- Chorale -> music21 -> files ---------------------------------------------------------------------------------
+
+def chorale_stream(chorale: Chorale, title: str | None = None):
+    """A music21 Score with one part: explicit measures as in the chorale (bar lines where its bar events are), the
+    key, the time signature(s); a pickup padded on the left, a short last bar on the right, and a bar of another
+    length (known signature or not) preceded by its own time signature, so every note keeps its written duration.
+    """
+    from music21 import expressions, key, metadata, meter, note, stream, tie
+    from music21.exceptions21 import Music21Exception
+
+    score = stream.Score()
+    score.metadata = metadata.Metadata(title=title if title is not None else chorale.title)
+    part = stream.Part(id="soprano")
+    part.partName = "Soprano"
+    signatures = list(chorale.time_signatures) or [DEFAULT_SIGNATURE]
+    names = {signature_length(s): s for s in reversed(signatures)}  # the first listed wins for equal lengths
+    current = signature_length(signatures[0])  # the declared metre in force
+    shown: Fraction | None = None  # the length of the last time signature written
+    bars = measures(chorale.events)
+    checks = check_bars(chorale.events, signatures)
+    notes = [e for m in bars for e in m]
+    tied_from_previous = [False] + [a.kind == "note" and a.tie for a in notes[:-1]]
+    position = 0
+    for index, (content, check) in enumerate(zip(bars, checks, strict=True)):
+        measure = stream.Measure(number=check.number)
+        if index == 0:
+            measure.insert(0, key.Key(lily_to_music21(chorale.key_tonic).name, chorale.mode))
+        if check.role == "pickup":
+            measure.paddingLeft = float((current - check.length) * 4)
+        elif check.role == "final":
+            measure.paddingRight = float((current - check.length) * 4)
+        elif check.role == "full":
+            current = check.length
+        wanted = check.length if check.role == "irregular" else current  # an irregular bar: for this bar only
+        if wanted != shown:
+            measure.insert(0, meter.TimeSignature(names.get(wanted) or signature_for(wanted)))
+            shown = wanted
+        for event in content:
+            if event.kind == "note":
+                item = note.Note(lily_to_music21(event.pitch))
+                starts, stops = event.tie, tied_from_previous[position]
+                if starts or stops:
+                    item.tie = tie.Tie("continue" if starts and stops else "start" if starts else "stop")
+            else:
+                item = note.Rest()
+            item.duration.quarterLength = Fraction(event.duration * 4)
+            if event.fermata:
+                fermata = expressions.Fermata()
+                fermata.type = "upright"  # above the staff (music21's default is the inverted one below)
+                item.expressions.append(fermata)
+            measure.append(item)
+            position += 1
+        part.append(measure)
+    if not bars:  # an empty melody (the sample ended at once): one empty bar, so that the files can be written
+        measure = stream.Measure(number=1)
+        measure.insert(0, key.Key(lily_to_music21(chorale.key_tonic).name, chorale.mode))
+        measure.insert(0, meter.TimeSignature(signatures[0]))
+        part.append(measure)
+    with contextlib.suppress(Music21Exception):  # a bar no beaming rule knows keeps flags instead of beams
+        part.makeBeams(inPlace=True)
+    score.insert(0, part)
+    return score
+
+
+def _write_musicxml(score, out: Path) -> None:
+    with atomic_path(out) as tmp:
+        score.write("musicxml", fp=tmp, makeNotation=False)
+        text = tmp.read_text(encoding="utf-8")
+        text = re.sub(r"\s*<encoding-date>[^<]*</encoding-date>", "", text)  # same sample, same bytes:
+        text = re.sub(r'id="P[0-9a-f]{32}"', 'id="P1"', text)  # no date, no part id drawn from memory addresses
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _write_midi(score, out: Path) -> None:
+    from music21.midi.translate import TranslateWarning
+
+    with atomic_path(out) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", TranslateWarning)  # a time signature MIDI cannot store: the notes stay
+        score.write("midi", fp=tmp)
+
+
+def write_sample(tokens: list[str], out_stem: Path, title: str, *, number: int = 0, png: bool = True,
+                 key_tonic: str = "c", mode: str = "major", time_signature: str | None = None) -> dict[str, Any]:
+    """Write ``<stem>.txt``, ``<stem>.musicxml``, ``<stem>.mid`` and (``png=True``) ``<stem>.png`` for one sample.
+
+    Returns ``stem``, the file names (``txt``, ``musicxml``, ``midi``, ``png``: None when not engraved), ``tokens``
+    (without markers), ``ended`` (the tokens end with ``</s>``), ``notes``, ``bars``, ``bars_ok`` (fraction of the
+    bars that fit, see :func:`check_bars`; NaN without bars), ``time_signature`` and ``problems`` ("; "-joined).
+    LilyPond errors are raised as ChoraleError.
+    """
+    from rnnmem.chorales.engrave import engrave_png
+
+    out_stem = Path(out_stem)
+    chorale, problems = tokens_to_chorale(tokens, number, title, key_tonic=key_tonic, mode=mode,
+                                          time_signature=time_signature)
+    words = [t for t in tokens if t not in (BEGIN, END)]
+    paths = {kind: out_stem.with_name(out_stem.name + suffix)
+             for kind, suffix in (("txt", ".txt"), ("musicxml", ".musicxml"), ("midi", ".mid"), ("png", ".png"))}
+    write_text(paths["txt"], " ".join(words) + "\n")
+    score = chorale_stream(chorale, title)
+    _write_musicxml(score, paths["musicxml"])
+    _write_midi(score, paths["midi"])
+    if not chorale.events:
+        problems.append("no notes, rests or bars")
+    if png:
+        # LilyPond makes no image of an empty score: an empty melody is engraved as one bar of rest
+        shown = chorale if chorale.events else replace(
+            chorale, events=[Event("rest", None, signature_length(chorale.time_signatures[0]))])
+        engrave_png(shown, paths["png"], title)
+    checks = check_bars(chorale.events, chorale.time_signatures)
+    return {
+        "stem": out_stem.name,
+        "txt": paths["txt"].name, "musicxml": paths["musicxml"].name, "midi": paths["midi"].name,
+        "png": paths["png"].name if png else None,
+        "tokens": len(words),
+        "ended": bool(tokens) and tokens[-1] == END,
+        "notes": len(chorale.notes),
+        "bars": len(checks),
+        "bars_ok": sum(c.ok for c in checks) / len(checks) if checks else float("nan"),
+        "time_signature": chorale.time_signatures[0],
+        "problems": "; ".join(problems),
+    }

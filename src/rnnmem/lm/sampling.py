@@ -1,0 +1,137 @@
+"""Sampling new sopranos from a language model (report §3.3, figure 21), for any model behind one callback.
+
+A model is seen through ``next_logits(prefixes) -> array (len(prefixes), V)``: for each prefix of token ids (each
+starting with ``<s>``), the logits of the next token — log-probabilities (with ``-inf`` for impossible tokens) are
+logits too. :func:`rnn_next_logits` wraps a torch module; :func:`distribution_next_logits` wraps a model that
+gives probabilities, such as an n-gram model's ``distribution(context)``.
+
+:func:`sample_sequences` draws each next token from ``softmax(logits / T)``: the report's inverse temperature is
+``β = 1 / T``. ``T = 0`` takes the most likely token (the lowest id on a tie); a large ``T`` tends to the uniform
+distribution over the allowed tokens. ``<s>`` and ``<unk>`` are never drawn. Sequence ``i`` uses its own random
+stream, child ``i`` of ``numpy.random.SeedSequence(seed)``, so it depends on ``seed`` and ``i`` only (not on
+``count`` nor on how the model batches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from rnnmem.chorales.dataset import BEGIN, END, UNK
+
+NextLogits = Callable[[list[list[int]]], np.ndarray]
+
+
+def next_distribution(logits: np.ndarray, temperature: float, banned: Sequence[int] = ()) -> np.ndarray:
+    """Row-wise ``softmax(logits / temperature)`` with ``banned`` ids at probability 0 (float64, rows sum to 1).
+
+    ``temperature == 0`` puts all mass on the row's first maximum; ``inf`` spreads it evenly over the allowed
+    tokens with a finite logit. A row without any allowed finite logit is an error.
+    """
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    logits = np.array(logits, dtype=np.float64, ndmin=2)
+    if np.isnan(logits).any() or np.isposinf(logits).any():
+        raise ValueError("next-token logits contain NaN or +inf")
+    logits[:, list(banned)] = -np.inf
+    allowed = np.isfinite(logits)
+    if not allowed.any(axis=1).all():
+        raise ValueError("a prefix has no allowed next token (all logits -inf or banned)")
+    if temperature == 0:
+        probs = np.zeros_like(logits)
+        probs[np.arange(len(logits)), np.argmax(logits, axis=1)] = 1.0
+        return probs
+    if np.isinf(temperature):
+        probs = allowed.astype(np.float64)
+    else:
+        shifted = (logits - logits.max(axis=1, keepdims=True)) / temperature  # <= 0, -inf where not allowed
+        probs = np.exp(shifted)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def _draw(probs: np.ndarray, u: float) -> int:
+    """The token whose cumulative-probability interval holds ``u`` in [0, 1); never one of probability 0."""
+    cdf = np.cumsum(probs)
+    index = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+    return min(index, int(np.flatnonzero(probs)[-1]))
+
+
+def sample_sequences(next_logits: NextLogits, vocab: Sequence[str], temperature: float, count: int,
+                     max_tokens: int, seed: int) -> list[list[str]]:
+    """``count`` token lists, each started at ``<s>`` (not included) and ended by ``</s>`` (included) or after
+    ``max_tokens`` tokens (``</s>`` counted), whichever comes first.
+
+    ``next_logits`` is asked for all unfinished sequences at once, one call per step. Deterministic for a given
+    ``seed`` (see the module docstring).
+    """
+    if count < 0 or max_tokens < 0:
+        raise ValueError("count and max_tokens must be >= 0")
+    index = {token: i for i, token in enumerate(vocab)}
+    if BEGIN not in index or END not in index:
+        raise ValueError(f"the vocabulary must contain {BEGIN!r} and {END!r}")
+    begin, end = index[BEGIN], index[END]
+    banned = [index[t] for t in (BEGIN, UNK) if t in index]
+    streams = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(count)]
+    prefixes = [[begin] for _ in range(count)]
+    active = list(range(count))
+    for _ in range(max_tokens):
+        if not active:
+            break
+        logits = np.asarray(next_logits([list(prefixes[i]) for i in active]))
+        if logits.shape != (len(active), len(vocab)):
+            raise ValueError(f"next_logits returned shape {logits.shape}, expected {(len(active), len(vocab))}")
+        probs = next_distribution(logits, temperature, banned)
+        still = []
+        for row, i in enumerate(active):
+            token = _draw(probs[row], streams[i].random())
+            prefixes[i].append(token)
+            if token != end:
+                still.append(i)
+        active = still
+    return [[vocab[t] for t in prefix[1:]] for prefix in prefixes]
+
+
+def rnn_next_logits(model, device=None, batch_size: int = 256) -> NextLogits:
+    """A callback for a torch module mapping ``(B, T)`` long ids to ``(B, T, V)`` logits (or a tuple whose first
+    element is that, e.g. ``(logits, hidden)``).
+
+    Each call runs every prefix from its start, right-padded to the longest with its own first id, and reads the
+    logits at the prefix's last position: causal (recurrent) models do not look at the padding after it. The
+    model is put in eval mode; no gradients. Cost grows with the square of the length, which is fine for sopranos
+    of a few hundred tokens.
+    """
+    import torch
+
+    if device is None:
+        device = next(model.parameters()).device
+    device = torch.device(device)
+
+    @torch.no_grad()
+    def next_logits(prefixes: list[list[int]]) -> np.ndarray:
+        model.eval()
+        rows = []
+        for start in range(0, len(prefixes), batch_size):
+            chunk = prefixes[start:start + batch_size]
+            lengths = torch.tensor([len(p) for p in chunk], device=device)
+            width = int(lengths.max())
+            ids = torch.tensor([p + [p[0]] * (width - len(p)) for p in chunk], dtype=torch.long, device=device)
+            out = model(ids)
+            if isinstance(out, tuple | list):
+                out = out[0]
+            rows.append(out[torch.arange(len(chunk), device=device), lengths - 1].float().cpu().numpy())
+        return np.concatenate(rows).astype(np.float64)
+
+    return next_logits
+
+
+def distribution_next_logits(distribution: Callable[[Sequence[int]], np.ndarray]) -> NextLogits:
+    """A callback from ``distribution(prefix) -> probabilities (V,)`` (e.g. ``KneserNeyLM.distribution``): the
+    logits are the log-probabilities, ``-inf`` where the probability is 0."""
+
+    def next_logits(prefixes: list[list[int]]) -> np.ndarray:
+        probs = np.stack([np.asarray(distribution(p), dtype=np.float64) for p in prefixes])
+        with np.errstate(divide="ignore"):
+            return np.log(probs)
+
+    return next_logits

@@ -1,0 +1,445 @@
+"""Training the chorale language models in two regimes, with exact resumption from checkpoints.
+
+``seed``   the report's annex A.3 loop (§3.2–3.3): one-hot input, N(0, 1) weights, the raw output vector trained
+           against the one-hot next token by the squared error summed over the chorale (Σ_t Σ_v (y_tv − 1[v=w_t])²,
+           the quantity the report quotes: 660 for Vanilla, 134 for LSTM), one plain SGD step per chorale in an
+           order shuffled every epoch, the learning rate divided by ``lr_divisor`` when the epoch's mean error
+           rises, stop when that mean changes by less than ``tolerance``, or after ``max_epochs``. The returned
+           model is the last one. With N(0, 1) weights the gradient through time can overflow (the report's GRU
+           does within one chorale, at any learning rate): a step whose loss or gradient is not finite is not
+           applied and ends training ("diverged", in both regimes), the epoch's row covering the steps run.
+``modern`` learned embedding, cross-entropy (mean nats per predicted token of the minibatch), Adam, dropout before
+           the read-out, global gradient-norm clipping, minibatches of ``batch_size`` padded chorales in an order
+           shuffled every epoch, ReduceLROnPlateau on the validation NLL (× ``lr_factor`` after ``lr_patience``
+           epochs without improvement), early stopping after ``patience`` such epochs. The returned model is the
+           one with the best validation NLL.
+
+Checkpoints (every ``checkpoint_every`` optimizer steps, at the end of every epoch, and when training ends) hold
+the model, optimizer and scheduler states, every RNG state (torch CPU and CUDA, the numpy Generator that shuffles,
+python's ``random``), the position in the epoch and its order, the running sums of the epoch, the learning curve,
+and the best weights. They are plain tensors and Python values (``torch.load(weights_only=True)`` reads them) and
+written atomically. :func:`train_lm` resumes from an existing checkpoint and ends with the same weights, bit for
+bit, as an uninterrupted run on the same device (only the timing columns differ).
+
+The learning curve has one row per epoch:
+  ``epoch``
+  ``train_nll``            nats per predicted token, running mean over the epoch's training steps (with dropout in
+                           the modern regime; softmax of the raw outputs in the seed regime, not what it trains);
+  ``valid_nll``            the same on the validation chorales, after the epoch, in eval mode;
+  ``train_squared_error``  per chorale, Σ over its steps and the vocabulary of (prediction − one-hot)², running mean
+                           over the epoch; the prediction is the raw output vector in the seed regime (the report's
+                           measure, what that regime minimises) and the softmax probabilities in the modern regime
+                           (whose raw outputs are logits);
+  ``valid_squared_error``  the same on the validation chorales;
+  ``lr``                   the learning rate used during the epoch;
+  ``seconds``              wall time of the epoch, validation included;
+  ``train_seconds``        the training steps alone: batching, forward, backward, update, checkpoints;
+  ``compute_seconds``      forward + loss + backward alone (``train_seconds / compute_seconds``: the loop's overhead);
+  ``steps, tokens``        optimizer steps and predicted tokens of the epoch.
+A resumed epoch's time columns cover the part run after the resumption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from rnnmem.atomic import atomic_path
+from rnnmem.lm.data import PAD_TARGET, TokenData, pad_batch
+from rnnmem.lm.evaluate import evaluate_lm
+from rnnmem.lm.model import TokenLM
+from rnnmem.progress import progress
+from rnnmem.runtime import pick_device
+
+REGIMES = ("seed", "modern")
+CHECKPOINT_FORMAT = 1
+PAD_ID = 0  # input id of a padded step (its outputs are never scored)
+
+SEED_DEFAULTS: dict[str, Any] = {
+    "lr": 3e-4, "lr_divisor": 1.5, "tolerance": 0.01, "checkpoint_every": 1000, "activation": "logistic",
+    "init": "normal",
+}
+MODERN_DEFAULTS: dict[str, Any] = {
+    "embedding": 32, "dropout": 0.2, "lr": 0.01, "batch_size": 16, "clip_norm": 1.0, "patience": 6,
+    "lr_patience": 2, "lr_factor": 0.5, "min_delta": 0.0, "weight_decay": 0.0, "checkpoint_every": 200,
+    "activation": "logistic", "init": "uniform",
+}
+CURVE_COLUMNS = ("epoch", "train_nll", "valid_nll", "train_squared_error", "valid_squared_error", "lr", "seconds",
+                 "train_seconds", "compute_seconds", "steps", "tokens")
+
+StepHook = Callable[[TokenLM, int], None]
+"""Called after every optimizer step (and any checkpoint it writes) with the model and the steps done so far."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read or belongs to another run; the message names the file."""
+
+
+class TrainingStopped(RuntimeError):
+    """Raised when ``stop_after_steps`` is reached; the checkpoint written just before lets a later call resume."""
+
+    def __init__(self, steps: int, checkpoint: Path) -> None:
+        super().__init__(f"stopped after {steps} steps as asked; checkpoint {checkpoint}")
+        self.steps, self.checkpoint = steps, checkpoint
+
+
+def resolve_settings(regime: str, settings: dict[str, Any] | None) -> dict[str, Any]:
+    """The regime's defaults overridden by ``settings``; an unknown key is an error."""
+    if regime not in REGIMES:
+        raise ValueError(f"unknown regime {regime!r}; expected one of {REGIMES}")
+    defaults = SEED_DEFAULTS if regime == "seed" else MODERN_DEFAULTS
+    unknown = sorted(set(settings or {}) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown {regime} setting(s) {unknown}; known: {sorted(defaults)}")
+    return {**defaults, **(settings or {})}
+
+
+def build_model(kind: str, vocab: int, hidden: int, regime: str, settings: dict[str, Any], seed: int) -> TokenLM:
+    """The untrained model of a run: seed regime one-hot input, no dropout, N(0, 1) weights (``init: normal``);
+    modern regime embedding, dropout, U(±1/√H) weights (``init: uniform``)."""
+    settings = resolve_settings(regime, settings)
+    if regime == "seed":
+        return TokenLM(kind, vocab, hidden, None, 0.0, settings["activation"], settings["init"], seed)
+    return TokenLM(kind, vocab, hidden, settings["embedding"], settings["dropout"], settings["activation"],
+                   settings["init"], seed)
+
+
+@dataclass
+class _Loop:
+    """Everything about the loop's position that a checkpoint must restore (plain Python values)."""
+
+    epoch: int = 0  # completed epochs
+    step_in_epoch: int = 0
+    global_step: int = 0
+    order: list[int] | None = None  # this epoch's chorale order, drawn when the epoch starts
+    sums: dict[str, float] = field(default_factory=dict)  # running sums of the epoch
+    lr: float = 0.0  # seed regime: the current plain-SGD rate
+    previous_error: float = math.inf  # seed regime: the last epoch's mean summed squared error
+    best_valid: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stop_reason: str | None = None
+    curve: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _fresh_sums() -> dict[str, float]:
+    return dict.fromkeys(("nats", "tokens", "squared_error", "sequences", "steps", "compute_seconds",
+                          "train_seconds", "seconds"), 0.0)
+
+
+def _identity(data: TokenData, kind: str, hidden: int, regime: str, settings: dict[str, Any], seed: int) -> str:
+    """What a checkpoint must match to be resumed: the run's definition and a digest of its data."""
+    digest = hashlib.sha256(json.dumps([data.vocab, data.ids["train"], data.ids["valid"]]).encode()).hexdigest()
+    settings = {k: v for k, v in settings.items() if k != "checkpoint_every"}
+    return json.dumps({"kind": kind, "hidden": hidden, "regime": regime, "settings": settings, "seed": seed,
+                       "data": digest}, sort_keys=True)
+
+
+def _rng_states(numpy_rng: np.random.Generator, device: torch.device) -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+        "numpy": json.dumps(numpy_rng.bit_generator.state),
+        "python": json.dumps(random.getstate()),
+    }
+
+
+def _restore_rng_states(states: dict[str, Any], numpy_rng: np.random.Generator, device: torch.device) -> None:
+    torch.set_rng_state(states["torch"])
+    if device.type == "cuda" and states["cuda"]:
+        torch.cuda.set_rng_state_all(states["cuda"])
+    numpy_rng.bit_generator.state = json.loads(states["numpy"])
+    version, internal, gauss = json.loads(states["python"])
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _cpu_state(module_or_state: nn.Module | dict[str, Tensor]) -> dict[str, Tensor]:
+    state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`train_lm`; a missing, corrupt or foreign file raises CheckpointError."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a truncated or foreign file
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({type(error).__name__}: {error})") from error
+    required = {"format", "identity", "model", "optimizer", "scheduler", "rng", "loop", "best_state"}
+    if not isinstance(payload, dict) or not required <= set(payload):
+        raise CheckpointError(f"{path}: not a language-model checkpoint (missing {sorted(required - set(payload))})"
+                              if isinstance(payload, dict) else f"{path}: not a language-model checkpoint")
+    if payload["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {payload['format']}, expected {CHECKPOINT_FORMAT}")
+    return payload
+
+
+def load_trained(path: str | Path, device: torch.device | str | None = None) -> tuple[TokenLM, pd.DataFrame]:
+    """The model :func:`train_lm` returned (best weights for the modern regime, last for the seed regime) and its
+    learning curve, rebuilt from the run's final checkpoint."""
+    payload = load_checkpoint(path)
+    identity = json.loads(payload["identity"])
+    model = build_model(identity["kind"], payload["vocab_size"], identity["hidden"], identity["regime"],
+                        identity["settings"], identity["seed"])
+    state = payload["best_state"] if identity["regime"] == "modern" and payload["best_state"] else payload["model"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not fit the model ({error})") from error
+    loop = payload["loop"]
+    curve = _curve_frame(loop["curve"], loop)
+    return model.to(torch.device(device) if device is not None else pick_device()), curve
+
+
+def _curve_frame(rows: list[dict[str, Any]], loop: dict[str, Any]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
+    frame.attrs.update(stop_reason=loop["stop_reason"], best_epoch=loop["best_epoch"],
+                       best_valid_nll=loop["best_valid"], steps=loop["global_step"])
+    return frame
+
+
+def _losses(outputs: Tensor, targets: Tensor, regime: str) -> tuple[Tensor, Tensor, Tensor, int]:
+    """(loss to minimise, total nats, summed squared error over the batch, predicted tokens)."""
+    valid = targets != PAD_TARGET
+    flat_outputs, flat_targets = outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1)
+    count = int(valid.sum())
+
+    def squared(prediction: Tensor) -> Tensor:
+        onehot = nn.functional.one_hot(targets.clamp(min=0), outputs.shape[-1]).to(outputs.dtype)
+        return (((prediction - onehot) ** 2).sum(-1) * valid).sum()
+
+    if regime == "seed":
+        sq = squared(outputs)  # Σ over the batch's chorales of their summed squared error (one chorale per step)
+        with torch.no_grad():
+            nats = nn.functional.cross_entropy(flat_outputs, flat_targets, ignore_index=PAD_TARGET, reduction="sum")
+        return sq / targets.shape[0], nats, sq.detach(), count
+    nats = nn.functional.cross_entropy(flat_outputs, flat_targets, ignore_index=PAD_TARGET, reduction="sum")
+    with torch.no_grad():
+        sq = squared(torch.softmax(outputs, dim=-1))
+    return nats / max(count, 1), nats.detach(), sq, count
+
+
+def _finite_gradients(params: list[nn.Parameter]) -> bool:
+    """Whether every gradient entry is finite: the fast fused 2-norms first, entry by entry only when one is not
+    finite (a float32 norm of large but finite entries can overflow, which is no divergence)."""
+    grads = [p.grad for p in params]
+    if bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
+        return True
+    return all(bool(torch.isfinite(g).all()) for g in grads)
+
+
+def train_lm(
+    data: TokenData,
+    kind: str,
+    hidden: int,
+    regime: str,
+    settings: dict[str, Any] | None,
+    seed: int,
+    checkpoint: str | Path,
+    device: torch.device | str | None = None,
+    max_epochs: int = 100,
+    stop_after_steps: int | None = None,
+    step_hook: StepHook | None = None,
+    desc: str | None = None,
+) -> tuple[TokenLM, pd.DataFrame]:
+    """Train one language model on ``data.ids['train']`` (validation on ``data.ids['valid']``); see the module doc.
+
+    Resumes from ``checkpoint`` when it exists (it must come from the same run definition and data, else
+    CheckpointError); a finished run's checkpoint returns its result at once. ``stop_after_steps`` writes a
+    checkpoint after that many optimizer steps (counted from the run's start) and raises TrainingStopped.
+    Returns the model (on ``device``) and the learning curve; ``curve.attrs`` holds ``stop_reason``
+    (converged, diverged, early_stopping, max_epochs), ``best_epoch``, ``best_valid_nll`` and ``steps``.
+    """
+    settings = resolve_settings(regime, settings)
+    device = torch.device(device) if device is not None else pick_device()
+    checkpoint = Path(checkpoint)
+    if not data.ids["train"]:
+        raise ValueError("no training chorales")
+    if regime == "modern" and not data.ids["valid"]:
+        raise ValueError("the modern regime needs validation chorales (early stopping, learning-rate schedule)")
+    model = build_model(kind, data.vocab_size, hidden, regime, settings, seed).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+    if regime == "modern":
+        optimizer = torch.optim.Adam(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=settings["lr_factor"], patience=settings["lr_patience"])
+    numpy_rng = np.random.default_rng([int(seed), 0x4C4D])
+    identity = _identity(data, kind, hidden, regime, settings, seed)
+    loop = _Loop(lr=settings["lr"], sums=_fresh_sums())
+    best_state: dict[str, Tensor] | None = None
+
+    if checkpoint.exists():
+        payload = load_checkpoint(checkpoint)
+        if payload["identity"] != identity:
+            raise CheckpointError(f"{checkpoint}: checkpoint of another run or data set (found {payload['identity']},"
+                                  f" expected {identity}); delete it to start afresh")
+        try:
+            model.load_state_dict(payload["model"])
+            if optimizer is not None:
+                optimizer.load_state_dict(payload["optimizer"])
+                scheduler.load_state_dict(payload["scheduler"])
+            loop = _Loop(**payload["loop"])
+            best_state = payload["best_state"] or None
+            _restore_rng_states(payload["rng"], numpy_rng, device)
+        except (RuntimeError, KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{checkpoint}: cannot restore the run ({type(error).__name__}: {error})") from error
+    else:
+        torch.manual_seed(seed)  # dropout draws from the global generators (CPU and CUDA)
+        random.seed(seed)
+
+    def save() -> None:
+        payload = {
+            "format": CHECKPOINT_FORMAT, "identity": identity, "vocab_size": data.vocab_size,
+            "model": _cpu_state(model),
+            "optimizer": optimizer.state_dict() if optimizer is not None else {},
+            "scheduler": scheduler.state_dict() if scheduler is not None else {},
+            "rng": _rng_states(numpy_rng, device), "loop": asdict(loop), "best_state": best_state or {},
+        }
+        with atomic_path(checkpoint) as tmp:
+            torch.save(payload, tmp)
+
+    if loop.stop_reason == "max_epochs" and loop.epoch < max_epochs:
+        loop.stop_reason = None  # a finished run asked for more epochs continues
+    train = data.ids["train"]
+    batch_size = 1 if regime == "seed" else int(settings["batch_size"])
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    bar = progress(max_epochs, desc or f"{regime} {kind} h={hidden}")
+    bar.update(min(loop.epoch, max_epochs))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    while loop.stop_reason is None:
+        if loop.epoch >= max_epochs:
+            loop.stop_reason = "max_epochs"
+            save()
+            break
+        if loop.order is None:
+            loop.order = numpy_rng.permutation(len(train)).tolist()
+            loop.sums = _fresh_sums()
+        epoch_started = time.perf_counter()
+        model.train()
+        while loop.step_in_epoch < steps_per_epoch:
+            step_started = time.perf_counter()
+            index = loop.order[loop.step_in_epoch * batch_size : (loop.step_in_epoch + 1) * batch_size]
+            inputs, targets, _ = pad_batch([train[i] for i in index], PAD_ID)
+            inputs, targets = inputs.to(device), targets.to(device)
+            for p in params:
+                p.grad = None
+            compute_started = time.perf_counter()
+            outputs = model(inputs)
+            loss, nats, sq, count = _losses(outputs, targets, regime)
+            loss.backward()
+            sync()
+            compute = time.perf_counter() - compute_started
+            finite = math.isfinite(float(loss.detach())) and _finite_gradients(params)
+            if finite and optimizer is not None:
+                nn.utils.clip_grad_norm_(params, settings["clip_norm"])
+            if not finite:  # keep the last finite weights and stop: every later step would be NaN
+                loop.stop_reason = "diverged"
+            elif optimizer is None:
+                with torch.no_grad():
+                    for p in params:
+                        p.sub_(p.grad, alpha=loop.lr)
+            else:
+                optimizer.step()
+            sums = loop.sums
+            sums["nats"] += float(nats)
+            sums["squared_error"] += float(sq)
+            sums["tokens"] += count
+            sums["sequences"] += len(index)
+            sums["steps"] += 1
+            loop.step_in_epoch += 1
+            loop.global_step += 1
+            if loop.global_step % int(settings["checkpoint_every"]) == 0:
+                save()
+            sums["compute_seconds"] += compute
+            sums["train_seconds"] += time.perf_counter() - step_started
+            if not finite:
+                break
+            if stop_after_steps is not None and loop.global_step >= stop_after_steps:
+                save()
+                bar.close()
+                raise TrainingStopped(loop.global_step, checkpoint)
+            if step_hook is not None:
+                step_hook(model, loop.global_step)
+
+        _end_epoch(model, data, regime, settings, loop, optimizer, scheduler, device, max_epochs)
+        loop.sums["seconds"] += time.perf_counter() - epoch_started
+        loop.curve[-1]["seconds"] = loop.sums["seconds"]
+        if loop.best_epoch == loop.epoch:
+            best_state = _cpu_state(model)
+        loop.order, loop.step_in_epoch = None, 0
+        save()
+        bar.update(1)
+        bar.set_postfix_str(f"valid nll {loop.curve[-1]['valid_nll']:.3f}")
+    bar.close()
+
+    if regime == "modern" and best_state:
+        model.load_state_dict(best_state)
+    return model, _curve_frame(loop.curve, asdict(loop))
+
+
+def _end_epoch(
+    model: TokenLM,
+    data: TokenData,
+    regime: str,
+    settings: dict[str, Any],
+    loop: _Loop,
+    optimizer: torch.optim.Optimizer | None,
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
+    device: torch.device,
+    max_epochs: int,
+) -> None:
+    """Validation, learning-curve row, learning-rate change and stopping rule of the epoch just finished."""
+    sums = loop.sums
+    valid = evaluate_lm(model, data.ids["valid"], device) if data.ids["valid"] else None
+    valid_nll = valid["nll"] if valid else math.nan
+    lr = loop.lr if optimizer is None else float(optimizer.param_groups[0]["lr"])
+    loop.epoch += 1
+    train_error = sums["squared_error"] / max(sums["sequences"], 1)
+    error_key = "squared_error" if regime == "seed" else "squared_error_softmax"
+    loop.curve.append({
+        "epoch": loop.epoch, "train_nll": sums["nats"] / max(sums["tokens"], 1), "valid_nll": valid_nll,
+        "train_squared_error": train_error,
+        "valid_squared_error": valid[error_key] if valid else math.nan, "lr": lr, "seconds": 0.0,
+        "train_seconds": sums["train_seconds"], "compute_seconds": sums["compute_seconds"],
+        "steps": int(sums["steps"]), "tokens": int(sums["tokens"]),
+    })
+    if valid_nll < loop.best_valid - (settings.get("min_delta", 0.0) if regime == "modern" else 0.0):
+        loop.best_valid, loop.best_epoch, loop.bad_epochs = valid_nll, loop.epoch, 0
+    else:
+        loop.bad_epochs += 1
+    if loop.stop_reason == "diverged":  # a step's loss or gradient was not finite
+        pass
+    elif regime == "seed":
+        if not math.isfinite(train_error):
+            loop.stop_reason = "diverged"
+        else:
+            if train_error > loop.previous_error:
+                loop.lr /= settings["lr_divisor"]
+            if abs(train_error - loop.previous_error) < settings["tolerance"]:
+                loop.stop_reason = "converged"
+            loop.previous_error = train_error
+    else:
+        assert scheduler is not None
+        if not math.isfinite(valid_nll) or not math.isfinite(sums["nats"]):
+            loop.stop_reason = "diverged"
+        else:
+            scheduler.step(valid_nll)
+            if loop.bad_epochs >= settings["patience"]:
+                loop.stop_reason = "early_stopping"
+    if loop.stop_reason is None and loop.epoch >= max_epochs:
+        loop.stop_reason = "max_epochs"

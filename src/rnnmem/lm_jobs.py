@@ -1,0 +1,180 @@
+"""What the chorale-model rules run (report §3.2–3.3): train, score, sample, render, measure.
+
+Kept apart from :mod:`rnnmem.jobs` (data and memory branches) so each file stays one family of rules.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rnnmem import plots_samples
+from rnnmem.atomic import atomic_path, write_csv
+from rnnmem.chorales.store import read_chorales
+from rnnmem.figure_io import plt, save_figure
+from rnnmem.lm.data import load_token_data
+from rnnmem.lm.evaluate import evaluate_lm
+from rnnmem.lm.metrics import CopyIndex, metrics_table, reference_metrics, sample_metrics
+from rnnmem.lm.model import lm_parameter_count, matched_hidden
+from rnnmem.lm.ngram import KneserNeyLM, select_order
+from rnnmem.lm.render import tokens_to_chorale, write_sample
+from rnnmem.lm.sampling import rnn_next_logits, sample_sequences
+from rnnmem.lm.train import load_trained, train_lm
+from rnnmem.runtime import pick_device
+
+SCORE_COLUMNS = ["source", "model", "kind", "size", "hidden", "params", "regime", "seed", "nll_test", "bits_per_token",
+                 "perplexity", "bits_per_note", "accuracy", "squared_error", "squared_error_softmax", "order",
+                 "stop_reason", "epochs"]
+# Wall-clock columns of the learning curve go to the job's log, not to results: tables must be byte-identical
+# between two runs of the same config.
+TIMING_COLUMNS = ["seconds", "train_seconds", "compute_seconds"]
+
+
+def model_hidden(spec: dict[str, Any], vocab: int, regime: str, settings: dict[str, Any]) -> int:
+    """A model's hidden size: given, or matched to a parameter budget (one-hot input in the seed regime)."""
+    if "hidden" in spec:
+        return int(spec["hidden"])
+    embedding = None if regime == "seed" else settings.get("embedding", 32)
+    return matched_hidden(spec["model"], vocab, int(spec["params"]), embedding)
+
+
+def lm_train(params: dict[str, Any], tokens: Path, vocab: Path, checkpoint: Path, model_out: Path,
+             curve_out: Path) -> None:
+    """Train one (model, size, regime); resumes from ``checkpoint`` after a kill, copies the final one to
+    ``model_out`` (what later rules load)."""
+    data = load_token_data(tokens, vocab)
+    spec, regime, settings = params["model"], params["regime"], params["settings"]
+    hidden = model_hidden(spec, data.vocab_size, regime, settings)
+    device = pick_device()
+    resuming = Path(checkpoint).exists()
+    print(f"{spec['name']}/{regime}: {spec['model']} hidden {hidden}, device {device}"
+          + (f", resuming from {checkpoint}" if resuming else ""), flush=True)
+    _, curve = train_lm(data, spec["model"], hidden, regime, settings, params["seed"], checkpoint, device=device,
+                        max_epochs=params["max_epochs"], desc=f"{spec['name']}/{regime}")
+    with atomic_path(model_out) as tmp:
+        shutil.copyfile(checkpoint, tmp)
+    timing = curve[["epoch", *TIMING_COLUMNS]]
+    print(timing.to_string(index=False), flush=True)
+    steps_time, compute_time = curve["train_seconds"].sum(), curve["compute_seconds"].sum()
+    print(f"tokens/s {curve['tokens'].sum() / max(steps_time, 1e-9):.0f}; loop overhead (step / forward+backward) "
+          f"{steps_time / max(compute_time, 1e-9):.3f}", flush=True)
+    curve = curve.drop(columns=TIMING_COLUMNS).assign(model=spec["name"], kind=spec["model"], regime=regime,
+                                                      hidden=hidden)
+    write_csv(curve_out, curve)
+    print(f"stopped: {curve.attrs.get('stop_reason')} after {len(curve)} epochs", flush=True)
+
+
+def lm_score(params: dict[str, Any], tokens: Path, vocab: Path, model_path: Path, out: Path) -> None:
+    """Test-split scores of one trained model (one row of chorales/scores.csv)."""
+    data = load_token_data(tokens, vocab)
+    model, curve = load_trained(model_path, device=pick_device())
+    scores = evaluate_lm(model, data.ids["test"], notes=data.notes["test"])
+    spec, regime = params["model"], params["regime"]
+    embedding = None if regime == "seed" else params["settings"].get("embedding", 32)
+    row = {
+        "source": params["source"], "model": spec["name"], "kind": spec["model"], "size": spec["size"],
+        "hidden": model.hidden, "params": lm_parameter_count(spec["model"], data.vocab_size, model.hidden, embedding),
+        "regime": regime, "seed": params["seed"], "nll_test": scores["nll"], "bits_per_token": scores["bits_per_token"],
+        "perplexity": scores["perplexity"], "bits_per_note": scores["bits_per_note"], "accuracy": scores["accuracy"],
+        "squared_error": scores["squared_error"], "squared_error_softmax": scores["squared_error_softmax"],
+        "order": np.nan, "stop_reason": curve.attrs.get("stop_reason", ""), "epochs": len(curve),
+    }
+    write_csv(out, pd.DataFrame([row], columns=SCORE_COLUMNS))
+
+
+def lm_ngram(params: dict[str, Any], tokens: Path, vocab: Path, out: Path, orders_out: Path) -> None:
+    """The Kneser-Ney baseline: order chosen on the validation split, scored on the test split."""
+    data = load_token_data(tokens, vocab)
+    order, table = select_order(data.ids["train"], data.ids["valid"], data.vocab_size, tuple(params["orders"]))
+    model = KneserNeyLM(order, data.vocab_size).fit(data.ids["train"])
+    nats, count = model.nll(data.ids["test"])
+    notes = sum(data.notes["test"])
+    row = {
+        "source": params["source"], "model": f"ngram{order}", "kind": "ngram", "size": "",
+        "hidden": np.nan, "params": np.nan, "regime": "", "seed": np.nan, "nll_test": nats / count,
+        "bits_per_token": nats / count / np.log(2), "perplexity": float(np.exp(nats / count)),
+        "bits_per_note": nats / np.log(2) / notes if notes else np.nan, "accuracy": np.nan,
+        "squared_error": np.nan, "squared_error_softmax": np.nan, "order": order, "stop_reason": "",
+        "epochs": np.nan,
+    }
+    write_csv(out, pd.DataFrame([row], columns=SCORE_COLUMNS))
+    write_csv(orders_out, table)
+
+
+def lm_scores(parts: list[Path], out: Path) -> None:
+    """chorales/scores.csv: every model's row, the n-gram first."""
+    table = pd.concat([pd.read_csv(path) for path in parts], ignore_index=True)
+    write_csv(out, table)
+
+
+def lm_samples(params: dict[str, Any], vocab: Path, model_path: Path, out_dir: Path, listing: Path) -> None:
+    """N samples per temperature from one model, each as text, MusicXML, MIDI and an engraved PNG."""
+    vocabulary = json.loads(Path(vocab).read_text(encoding="utf-8"))
+    model, _ = load_trained(model_path, device=pick_device())
+    next_logits = rnn_next_logits(model)
+    rows = []
+    for temperature in params["temperatures"]:
+        samples = sample_sequences(next_logits, vocabulary, temperature, params["count"], params["max_tokens"],
+                                   params["seed"])
+        for index, tokens in enumerate(samples):
+            stem = out_dir / f"T{temperature:g}_{index:02d}"
+            title = f"{params['label']}, T = {temperature:g}, sample {index}"
+            info = write_sample(tokens, stem, title, number=index, png=params["engrave"])
+            rows.append({"model": params["name"], "temperature": temperature, "index": index,
+                         "tokens": " ".join(tokens), **{k: info[k] for k in ("ended", "notes", "bars", "bars_ok",
+                                                                             "time_signature", "problems")}})
+    write_csv(listing, pd.DataFrame(rows))
+
+
+def lm_sample_metrics(listings: list[Path], transposed: Path, tokens: Path, out: Path, figure: Path) -> None:
+    """Musical and copy metrics of every sample set against the held-out Bach sopranos."""
+    records = [json.loads(line) for line in Path(tokens).read_text(encoding="utf-8").splitlines() if line.strip()]
+    training = CopyIndex([r["tokens"] for r in records if r["split"] == "train"])
+    held_out = {r["number"] for r in records if r["split"] == "test"}
+    reference = [c for c in read_chorales(transposed) if c.number in held_out]
+    reference_tokens = [r["tokens"] for r in records if r["split"] == "test"]
+    results = [("Bach (held-out)", None, reference_metrics(reference, reference_tokens, training))]
+    for listing in listings:
+        samples = pd.read_csv(listing, keep_default_na=False)
+        for (model, temperature), group in samples.groupby(["model", "temperature"], sort=False):
+            token_lists = [t.split(" ") if t else [] for t in group["tokens"]]
+            chorales = [tokens_to_chorale(t, i)[0] for i, t in enumerate(token_lists)]
+            results.append((model, float(temperature), sample_metrics(chorales, token_lists, reference, training)))
+    table = metrics_table(results)
+    write_csv(out, table)
+    plots_samples.fig_sample_metrics(table, figure)
+
+
+def fig21(params: dict[str, Any], sample_dirs: list[Path], out: Path) -> None:
+    """Report figure 21: the first engraved sample of each configured model, one above the other."""
+    images = [(label, Path(folder) / f"T{params['temperature']:g}_00.png")
+              for label, folder in zip(params["labels"], sample_dirs, strict=True)]
+    plots_samples.fig_samples(images, out)
+
+
+def learning_curves(curves: list[Path], table_out: Path, figure: Path) -> None:
+    """Train/valid NLL per epoch of every chorale model, one panel per regime."""
+    table = pd.concat([pd.read_csv(path) for path in curves], ignore_index=True)
+    write_csv(table_out, table)
+    regimes = list(dict.fromkeys(table["regime"]))
+    fig, axes = plt.subplots(1, len(regimes), figsize=(6.5 * len(regimes), 4.4), squeeze=False)
+    for ax, regime in zip(axes[0], regimes, strict=True):
+        for index, (model, rows) in enumerate(table[table["regime"] == regime].groupby("model", sort=False)):
+            colour = f"C{index}"
+            ax.plot(rows["epoch"], rows["train_nll"], "--", color=colour, label=f"{model} train")
+            ax.plot(rows["epoch"], rows["valid_nll"], "-", color=colour, label=f"{model} valid")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("NLL (nats per token)")
+        ax.set_title(f"{regime} regime")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle("Chorale language models: learning curves (dashed: training, solid: validation)")
+    fig.tight_layout()
+    save_figure(fig, figure)
+
+

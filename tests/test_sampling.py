@@ -1,0 +1,241 @@
+"""Sampling sopranos from a next-token callback, and rendering sampled tokens back into a chorale and files."""
+
+from __future__ import annotations
+
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rnnmem.chorales import engrave
+from rnnmem.chorales.dataset import BEGIN, END, UNK
+from rnnmem.chorales.model import Chorale, ChoraleError, Event, figure20_text, figure20_tokens
+from rnnmem.lm.render import check_bars, infer_signature, parse_duration, tokens_to_chorale, write_sample
+from rnnmem.lm.sampling import (
+    distribution_next_logits,
+    next_distribution,
+    rnn_next_logits,
+    sample_sequences,
+)
+
+VOCAB = [UNK, BEGIN, END, "|", "c'4", "d'4", "e'4"]
+# <unk> and <s> get the largest logits: masking them must still leave e'4 as the most likely token
+TABLE = np.array([5.0, 6.0, -1.0, 0.0, 0.5, 1.0, 2.0])
+
+
+def fixed(prefixes: list[list[int]]) -> np.ndarray:
+    assert all(p[0] == VOCAB.index(BEGIN) for p in prefixes)
+    return np.tile(TABLE, (len(prefixes), 1))
+
+
+def test_deterministic_per_seed() -> None:
+    a = sample_sequences(fixed, VOCAB, 1.0, 6, 30, seed=3)
+    assert a == sample_sequences(fixed, VOCAB, 1.0, 6, 30, seed=3)
+    assert a != sample_sequences(fixed, VOCAB, 1.0, 6, 30, seed=4)
+    assert sample_sequences(fixed, VOCAB, 1.0, 4, 30, seed=3) == a[:4]  # sequence i does not depend on count
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1e-6])
+def test_cold_picks_the_argmax(temperature: float) -> None:
+    for tokens in sample_sequences(fixed, VOCAB, temperature, 3, 12, seed=0):
+        assert tokens == ["e'4"] * 12
+
+
+def test_hot_is_near_uniform_over_allowed_tokens() -> None:
+    tokens = [t for seq in sample_sequences(fixed, VOCAB, 1e6, 4000, 1, seed=1) for t in seq]
+    counts = Counter(tokens)
+    assert set(counts) == {END, "|", "c'4", "d'4", "e'4"}
+    for token in counts:
+        assert abs(counts[token] / len(tokens) - 0.2) < 0.03
+    probs = next_distribution(TABLE, np.inf, banned=[0, 1])
+    assert np.allclose(probs, [0, 0, 0.2, 0.2, 0.2, 0.2, 0.2])
+
+
+def test_never_emits_begin_or_unknown_and_stops() -> None:
+    samples = sample_sequences(fixed, VOCAB, 2.0, 200, 25, seed=7)
+    tokens = Counter(t for seq in samples for t in seq)
+    assert tokens[BEGIN] == 0 and tokens[UNK] == 0
+    for seq in samples:
+        assert 1 <= len(seq) <= 25
+        assert END not in seq[:-1]
+        assert seq[-1] == END or len(seq) == 25
+    assert any(seq[-1] == END for seq in samples) and any(len(seq) == 25 for seq in samples)
+
+
+def test_stops_at_end() -> None:
+    def three_then_end(prefixes: list[list[int]]) -> np.ndarray:
+        rows = np.full((len(prefixes), len(VOCAB)), -np.inf)
+        for row, prefix in enumerate(prefixes):
+            rows[row, VOCAB.index(END) if len(prefix) > 3 else VOCAB.index("d'4")] = 0.0
+        return rows
+
+    assert sample_sequences(three_then_end, VOCAB, 1.0, 2, 50, seed=0) == [["d'4"] * 3 + [END]] * 2
+    assert sample_sequences(three_then_end, VOCAB, 1.0, 2, 2, seed=0) == [["d'4"] * 2] * 2
+
+
+def test_distribution_callback() -> None:
+    def distribution(prefix: list[int]) -> np.ndarray:
+        p = np.zeros(len(VOCAB))
+        p[VOCAB.index("c'4" if len(prefix) % 2 else "e'4")] = 1.0
+        return p
+
+    assert sample_sequences(distribution_next_logits(distribution), VOCAB, 1.0, 1, 4, seed=0) == [
+        ["c'4", "e'4", "c'4", "e'4"]]
+
+
+class TinyRNN(torch.nn.Module):
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, 5)
+        self.rnn = torch.nn.GRU(5, 8, batch_first=True)
+        self.out = torch.nn.Linear(8, vocab)
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden, last = self.rnn(self.embed(ids))
+        return self.out(hidden), last
+
+
+def test_rnn_callback_matches_unpadded_runs() -> None:
+    torch.manual_seed(0)
+    model = TinyRNN(len(VOCAB))
+    callback = rnn_next_logits(model, "cpu")
+    prefixes = [[1], [1, 4, 5, 3], [1, 6]]
+    logits = callback(prefixes)
+    assert logits.shape == (3, len(VOCAB))
+    with torch.no_grad():
+        for row, prefix in zip(logits, prefixes, strict=True):
+            alone = model(torch.tensor([prefix]))[0][0, -1].numpy()
+            assert np.allclose(row, alone, atol=1e-5)
+    samples = sample_sequences(callback, VOCAB, 1.0, 3, 10, seed=0)
+    assert samples == sample_sequences(rnn_next_logits(model), VOCAB, 1.0, 3, 10, seed=0)
+
+
+# --- rendering ----------------------------------------------------------------------------------------------------
+
+def hand_chorale(**changes) -> Chorale:
+    """A pickup, dotted notes, a tie across a bar line, accidentals, a rest, fermatas; 3/4."""
+    q, e = Fraction(1, 4), Fraction(1, 8)
+    events = [
+        Event("note", "g'", q), Event("bar"),
+        Event("note", "e'", q * 3 / 2), Event("note", "d'", e), Event("note", "c'", q), Event("bar"),
+        Event("note", "fis'", q), Event("note", "g'", q * 2, tie=True), Event("bar"),
+        Event("note", "g'", q), Event("note", "bes", q, fermata=True), Event("rest", None, q), Event("bar"),
+        Event("note", "a", e), Event("note", "b", e), Event("note", "c'", q), Event("note", "ees'", q), Event("bar"),
+        Event("note", "c'", q * 2, fermata=True),
+    ]
+    fields = dict(number=5, bwv="", title="hand", source="sample", time_signatures=["3/4"], key_tonic="c",
+                  mode="major", events=events)
+    fields.update(changes)
+    return Chorale(**fields)
+
+
+def test_parse_duration_inverts_lily_duration() -> None:
+    assert parse_duration("4") == Fraction(1, 4)
+    assert parse_duration("4.") == Fraction(3, 8)
+    assert parse_duration("8..") == Fraction(7, 32)
+    assert parse_duration("1") == 1
+    assert parse_duration("\\breve") == 2
+
+
+def test_tokens_round_trip() -> None:
+    original = hand_chorale()
+    tokens = figure20_tokens(original)
+    chorale, problems = tokens_to_chorale([BEGIN, *tokens, END], 5, "hand")
+    assert problems == []
+    assert figure20_tokens(chorale) == tokens
+    assert chorale.events == original.events
+    assert chorale.time_signatures == ["3/4"] and chorale.key_tonic == "c" and chorale.mode == "major"
+    minor, _ = tokens_to_chorale(tokens, mode="minor")
+    assert minor.mode == "minor"
+
+
+def test_round_trip_of_real_chorales_if_built() -> None:
+    """The smoke data set, when `make smoke` has written it (it is not part of the repository)."""
+    path = Path(__file__).resolve().parents[1] / "smoke/results/chorales/music21/transposed.jsonl"
+    if not path.exists():
+        pytest.skip(f"no smoke data set at {path}")
+    import json
+
+    for line in path.read_text().splitlines():
+        chorale = Chorale.from_json(json.loads(line))
+        parsed, _ = tokens_to_chorale([BEGIN, *figure20_tokens(chorale), END])
+        assert figure20_tokens(parsed) == figure20_tokens(chorale)
+
+
+def test_time_signature_inference() -> None:
+    four = "c'4 | c'4 d'4 e'4 f'4 | g'2 g'2 | c'2. \\"
+    assert infer_signature(tokens_to_chorale(four.split())[0].events) == "4/4"
+    assert infer_signature(tokens_to_chorale(["c'2", "d'2", "|", "e'1"])[0].events) == "4/4"
+    assert tokens_to_chorale(four.split(), time_signature="2/2")[0].time_signatures == ["2/2"]
+    assert tokens_to_chorale([])[0].time_signatures == ["4/4"]
+    chorale, problems = tokens_to_chorale(["c'1", "d'1", "e'1"])  # one bar of 12 quarters is no time signature
+    assert chorale.time_signatures == ["4/4"] and problems == ["bar 1: 12/4 in 4/4"]
+
+
+def test_flags_a_bar_that_does_not_add_up_and_keeps_it() -> None:
+    text = "c'4 | c'4 d'4 e'4 f'4 | g'4 g'4 a'4 b'4 c''4 | c''4 b'4 a'4 g'4 | c'2. \\"
+    chorale, problems = tokens_to_chorale(text.split())
+    assert problems == ["bar 2: 5/4 in 4/4"]
+    assert figure20_text(chorale) == text  # written as generated
+    assert [c.ok for c in check_bars(chorale.events, ["4/4"])] == [True, True, False, True, True]
+
+
+def test_flags_and_skips_malformed_tokens() -> None:
+    tokens = [BEGIN, "\\", "c'4", "|", "|", "d'4~", "e'4", "\\", "\\", "x", UNK, "r4~", "f'4~", END]
+    chorale, problems = tokens_to_chorale(tokens)
+    assert figure20_tokens(chorale) == ["c'4", "|", "d'4", "e'4", "\\", "r4", "f'4"]
+    assert len(problems) == 8, problems
+    assert problems[0].startswith("token 1 '\\\\': fermata not after a note")
+    assert any("tie to e' dropped" in p for p in problems)
+    assert any("tie to the end dropped" in p for p in problems)
+    assert any("unknown token" in p for p in problems)
+
+
+def lilypond_missing() -> str | None:
+    try:
+        engrave.lilypond_executable()
+    except ChoraleError as error:
+        return str(error)
+    return None
+
+
+def test_write_sample(tmp_path: Path) -> None:
+    from music21 import converter
+
+    missing = lilypond_missing()
+    chorale = hand_chorale()
+    tokens = [BEGIN, *figure20_tokens(chorale), END]
+    info = write_sample(tokens, tmp_path / "sample", "Sample", png=missing is None)
+    assert info["txt"] == "sample.txt" and info["musicxml"] == "sample.musicxml" and info["midi"] == "sample.mid"
+    assert (tmp_path / "sample.txt").read_text() == figure20_text(chorale) + "\n"
+    assert info["notes"] == 13 and info["bars"] == 6 and info["bars_ok"] == 1.0 and info["problems"] == ""
+    assert info["ended"] and info["time_signature"] == "3/4"
+    score = converter.parse(tmp_path / "sample.musicxml")
+    written = [n.pitch.nameWithOctave for n in score.flatten().notes]
+    assert written == ["G4", "E4", "D4", "C4", "F#4", "G4", "G4", "B-3", "A3", "B3", "C4", "E-4", "C4"]
+    notes = list(score.flatten().notes)
+    assert [n.pitch.nameWithOctave for n in notes if n.expressions] == ["B-3", "C4"]  # the fermatas
+    assert [(n.pitch.nameWithOctave, n.tie.type) for n in notes if n.tie] == [("G4", "start"), ("G4", "stop")]
+    lengths = [float(n.quarterLength) for n in score.flatten().notesAndRests]
+    assert lengths == [1, 1.5, 0.5, 1, 1, 2, 1, 1, 1, 0.5, 0.5, 1, 1, 2]
+    assert (tmp_path / "sample.mid").read_bytes()[:4] == b"MThd"
+    if missing is not None:
+        pytest.skip(f"PNG not checked: LilyPond unavailable ({missing})")
+    assert info["png"] == "sample.png"
+    assert (tmp_path / "sample.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_write_sample_keeps_an_irregular_bar(tmp_path: Path) -> None:
+    from music21 import converter
+
+    text = "c'4 | c'4 d'4 e'4 f'4 | g'4 g'4 a'4 b'4 c''4 | c''4 b'4 a'4 g'4 | c'2. \\"
+    tokens = text.split()
+    info = write_sample(tokens, tmp_path / "odd", "Odd", png=False)
+    assert info["png"] is None and info["problems"] == "bar 2: 5/4 in 4/4" and info["bars_ok"] == 0.8
+    assert not info["ended"]
+    measures = converter.parse(tmp_path / "odd.musicxml").parts[0].getElementsByClass("Measure")
+    assert [float(m.duration.quarterLength) for m in measures] == [1, 4, 5, 4, 3]
+    assert [len(m.notes) for m in measures] == [1, 4, 5, 4, 1]

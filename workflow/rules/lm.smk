@@ -1,0 +1,167 @@
+# Chorale models (report §3.2–3.3): train, score against an n-gram baseline, sample, render, measure.
+
+
+rule lm_train:
+    input:
+        tokens=f"{LM_DATA}/tokens.jsonl",
+        vocab=f"{LM_DATA}/vocab.json",
+    output:
+        model="results/lm/models/{name}_{regime}.pt",
+        curve="results/lm/curves/{name}_{regime}.csv",
+    params:
+        spec=lm_params,
+        # Not an output: it survives a killed job, and the rerun (--rerun-incomplete) resumes from it.
+        checkpoint="results/lm/checkpoints/{name}_{regime}.ckpt",
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    log:
+        "logs/lm_train/{name}_{regime}.log",
+    benchmark:
+        "benchmarks/lm_train/{name}_{regime}.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    shell:
+        f"{RNNMEM} lm-train --params {{params.spec:q}} --tokens {{input.tokens:q}} --vocab {{input.vocab:q}} "
+        "--checkpoint {params.checkpoint:q} --model {output.model:q} --curve {output.curve:q} > {log:q} 2>&1"
+
+
+rule lm_score:
+    input:
+        tokens=f"{LM_DATA}/tokens.jsonl",
+        vocab=f"{LM_DATA}/vocab.json",
+        model="results/lm/models/{name}_{regime}.pt",
+    output:
+        "results/lm/scores/{name}_{regime}.csv",
+    params:
+        spec=lm_params,
+    log:
+        "logs/lm_score/{name}_{regime}.log",
+    benchmark:
+        "benchmarks/lm_score/{name}_{regime}.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    shell:
+        f"{RNNMEM} lm-score --params {{params.spec:q}} --tokens {{input.tokens:q}} --vocab {{input.vocab:q}} "
+        "--model {input.model:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule lm_ngram:
+    input:
+        tokens=f"{LM_DATA}/tokens.jsonl",
+        vocab=f"{LM_DATA}/vocab.json",
+    output:
+        score="results/lm/scores/ngram.csv",
+        orders="results/lm/ngram_orders.csv",
+    params:
+        spec=as_json({"orders": LM["ngram_orders"], "source": CHORALES["source"]}),
+    log:
+        "logs/lm_ngram.log",
+    benchmark:
+        "benchmarks/lm_ngram.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    shell:
+        f"{RNNMEM} lm-ngram --params {{params.spec:q}} --tokens {{input.tokens:q}} --vocab {{input.vocab:q}} "
+        "--out {output.score:q} --orders {output.orders:q} > {log:q} 2>&1"
+
+
+rule lm_scores:
+    input:
+        parts=["results/lm/scores/ngram.csv", *lm_runs("results/lm/scores/{name}_{regime}.csv")],
+    output:
+        report("results/chorales/scores.csv", caption="../report/scores.rst", category=CHORALE_CATEGORY),
+    log:
+        "logs/lm_scores.log",
+    benchmark:
+        "benchmarks/lm_scores.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    shell:
+        f"{RNNMEM} lm-scores --parts {{input.parts:q}} --out {{output:q}} > {{log:q}} 2>&1"
+
+
+rule lm_samples:
+    input:
+        vocab=f"{LM_DATA}/vocab.json",
+        model="results/lm/models/{name}_{regime}.pt",
+    output:
+        samples=directory("results/lm/samples/{name}_{regime}"),
+        listing="results/lm/samples/{name}_{regime}.csv",
+    params:
+        spec=lm_sample_params,
+    log:
+        "logs/lm_samples/{name}_{regime}.log",
+    benchmark:
+        "benchmarks/lm_samples/{name}_{regime}.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    shell:
+        f"{RNNMEM} lm-samples --params {{params.spec:q}} --vocab {{input.vocab:q}} --model {{input.model:q}} "
+        "--out-dir {output.samples:q} --listing {output.listing:q} > {log:q} 2>&1"
+
+
+rule lm_sample_metrics:
+    input:
+        listings=lm_runs("results/lm/samples/{name}_{regime}.csv"),
+        transposed=f"{LM_DATA}/transposed.jsonl",
+        tokens=f"{LM_DATA}/tokens.jsonl",
+    output:
+        table=report("results/chorales/sample_metrics.csv", caption="../report/sample_metrics.rst",
+                     category=CHORALE_CATEGORY),
+        figure=report("results/figures/sample_metrics.png", caption="../report/sample_metrics.rst",
+                      category=CHORALE_CATEGORY),
+    log:
+        "logs/lm_sample_metrics.log",
+    benchmark:
+        "benchmarks/lm_sample_metrics.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    shell:
+        f"{RNNMEM} lm-sample-metrics --listings {{input.listings:q}} --transposed {{input.transposed:q}} "
+        "--tokens {input.tokens:q} --out {output.table:q} --figure {output.figure:q} > {log:q} 2>&1"
+
+
+rule fig21_samples:
+    input:
+        dirs=fig21_dirs(),
+    output:
+        report("results/figures/fig21_samples.png", caption="../report/fig21.rst", category=CHORALE_CATEGORY),
+    params:
+        spec=as_json(
+            {
+                "temperature": LM["figure21"]["temperature"],
+                "labels": [
+                    f"{LM_MODELS[name]['model']} ({name}, {LM['figure21']['regime']} regime)"
+                    for name in LM["figure21"]["models"]
+                ],
+            }
+        ),
+    log:
+        "logs/fig21_samples.log",
+    benchmark:
+        "benchmarks/fig21_samples.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    shell:
+        f"{RNNMEM} fig21 --params {{params.spec:q}} --sample-dirs {{input.dirs:q}} --out {{output:q}} > {{log:q}} 2>&1"
+
+
+rule learning_curves:
+    input:
+        curves=lm_runs("results/lm/curves/{name}_{regime}.csv"),
+    output:
+        table="results/chorales/learning_curves.csv",
+        figure=report("results/figures/chorale_learning_curves.png", caption="../report/learning_curves.rst",
+                      category=CHORALE_CATEGORY),
+    log:
+        "logs/learning_curves.log",
+    benchmark:
+        "benchmarks/learning_curves.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    shell:
+        f"{RNNMEM} learning-curves --curves {{input.curves:q}} --table {{output.table:q}} "
+        "--figure {output.figure:q} > {log:q} 2>&1"
