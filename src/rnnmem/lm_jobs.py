@@ -124,10 +124,11 @@ def lm_samples(params: dict[str, Any], vocab: Path, model_path: Path, out_dir: P
         for index, tokens in enumerate(samples):
             stem = out_dir / f"T{temperature:g}_{index:02d}"
             title = f"{params['label']}, T = {temperature:g}, sample {index}"
-            info = write_sample(tokens, stem, title, number=index, png=params["engrave"])
+            info = write_sample(tokens, stem, title, number=index, png=params["engrave"],
+                                engrave_timeout=params["engrave_timeout"])
             rows.append({"model": params["name"], "temperature": temperature, "index": index,
-                         "tokens": " ".join(tokens), **{k: info[k] for k in ("ended", "notes", "bars", "bars_ok",
-                                                                             "time_signature", "problems")}})
+                         "tokens": " ".join(tokens), "engraved": info["png"] is not None,
+                         **{k: info[k] for k in ("ended", "notes", "bars", "bars_ok", "time_signature", "problems")}})
     write_csv(listing, pd.DataFrame(rows))
 
 

@@ -10,6 +10,7 @@
 #   RNNMEM_CLUSTER_TIMEOUT                       seconds allowed for each Snakemake run (default 1200)
 #   RNNMEM_CLUSTER_KEEP=1                        keep the state directory (logs, both working directories)
 #   RNNMEM_CLUSTER_PROFILE                       base profile (default profiles/slurm-cpu/config.v8+.yaml)
+# shellcheck disable=SC2317  # cleanup and node_idle run through trap and wait_for
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -52,10 +53,11 @@ show_tail() { # FILE [LINES]
 
 # True when PID is alive and its command line mentions DIR (so a recycled PID is never signalled).
 owned_by() { # PID DIR
-    local pid=$1 dir=$2 cmdline
-    [[ -r /proc/$pid/cmdline ]] || return 1
-    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-    [[ $cmdline == *"$dir"* ]]
+    local pid=$1 dir=$2
+    local -a argv
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    mapfile -d '' -t argv 2>/dev/null <"/proc/$pid/cmdline" || return 1
+    [[ "${argv[*]}" == *"$dir"* ]]
 }
 
 stop_pid() { # NAME PID DIR: TERM, up to 10 s, then KILL
@@ -306,6 +308,25 @@ run_snakemake() { # LABEL WORKDIR LOGFILE ARGS...
     grep -q "steps (100%) done" "$logfile" || { show_tail "$logfile"; die "$label: snakemake did not report 100% done"; }
 }
 
+# This node has no GPU: a job that asks for one is refused by sbatch ("Invalid generic resource (gres)
+# specification"). The test profile comes from profiles/slurm-cpu, which must set gpu: 0 for every rule that declares
+# gpu=1; a dry run with the test profile finds the rules it misses before anything is submitted.
+check_no_gpu_requests() { # WORKDIR LOGFILE
+    local rules
+    (cd "$1" && PATH="$STATE/bin:$REPO/.venv/bin:$PATH" "$PY" -m snakemake --dry-run --profile "$STATE/profile" \
+        --snakefile "$1/Snakefile" --directory "$1" --configfile tests/config.smoke.yaml) >"$2" 2>&1 9>&- \
+        || { show_tail "$2"; die "dry run with the test profile failed"; }
+    rules=$(awk '/^(local)?rule [A-Za-z0-9_]+:/ { rule = $2; sub(":", "", rule) }
+                 /^ +resources:/ && (/[ ,]gpus?=[1-9]/ || /gres=[^,]*gpu/) { print rule }' "$2" | sort -u | tr '\n' ' ')
+    [[ -z $rules ]] && return 0
+    local rule snippet=""
+    for rule in $rules; do snippet+=$'\n'"  $rule:"$'\n'"    gpu: 0"; done
+    die "${BASE_PROFILE#"$REPO"/} requests a GPU for rule(s): ${rules% }. This test node has none and sbatch refuses \
+such jobs ('Invalid generic resource (gres) specification'), as would any GPU-less cluster. The profile needs, under \
+its set-resources (keeping the rules' other settings):
+set-resources:$snippet"
+}
+
 check_jobs_went_through_slurm() { # WORKDIR LOGFILE
     local submitted logs
     submitted=$(grep -c "submitted with SLURM jobid" "$2" || true)
@@ -350,6 +371,7 @@ main() {
     phase_done start
 
     copy_workflow "$STATE/work-slurm"
+    check_no_gpu_requests "$STATE/work-slurm" "$STATE/log/snakemake-dry-run.log"
     run_snakemake "SLURM run" "$STATE/work-slurm" "$STATE/log/snakemake-slurm.log" --profile "$STATE/profile"
     check_jobs_went_through_slurm "$STATE/work-slurm" "$STATE/log/snakemake-slurm.log"
     phase_done "SLURM run"
@@ -363,4 +385,5 @@ main() {
     phase_done compare
 }
 
-main "$@"
+# One line, so that bash never reads on in this file after main (it may have been edited meanwhile).
+main "$@"; exit

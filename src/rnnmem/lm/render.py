@@ -35,7 +35,7 @@ from typing import Any
 
 from rnnmem.atomic import atomic_path, write_text
 from rnnmem.chorales.dataset import BEGIN, END, UNK
-from rnnmem.chorales.model import Chorale, Event, lily_to_music21
+from rnnmem.chorales.model import Chorale, ChoraleError, Event, lily_to_music21
 
 NOTE_TOKEN = re.compile(r"^(?P<pitch>[a-g](?:isis|eses|is|es)?[',]*|r)(?P<duration>\\breve|(?:1|2|4|8|16|32|64)\.{0,2})"
                         r"(?P<tie>~?)$")
@@ -309,13 +309,15 @@ def _write_midi(score, out: Path) -> None:
 
 
 def write_sample(tokens: list[str], out_stem: Path, title: str, *, number: int = 0, png: bool = True,
-                 key_tonic: str = "c", mode: str = "major", time_signature: str | None = None) -> dict[str, Any]:
+                 key_tonic: str = "c", mode: str = "major", time_signature: str | None = None,
+                 engrave_timeout: float = 120.0) -> dict[str, Any]:
     """Write ``<stem>.txt``, ``<stem>.musicxml``, ``<stem>.mid`` and (``png=True``) ``<stem>.png`` for one sample.
 
     Returns ``stem``, the file names (``txt``, ``musicxml``, ``midi``, ``png``: None when not engraved), ``tokens``
     (without markers), ``ended`` (the tokens end with ``</s>``), ``notes``, ``bars``, ``bars_ok`` (fraction of the
     bars that fit, see :func:`check_bars`; NaN without bars), ``time_signature`` and ``problems`` ("; "-joined).
-    LilyPond errors are raised as ChoraleError.
+    A melody LilyPond cannot engrave within ``engrave_timeout`` seconds (or at all) gets no PNG (``png`` None)
+    and the reason among its ``problems``: listed, not raised, so one unreadable sample does not stop a batch.
     """
     from rnnmem.chorales.engrave import engrave_png
 
@@ -335,7 +337,11 @@ def write_sample(tokens: list[str], out_stem: Path, title: str, *, number: int =
         # LilyPond makes no image of an empty score: an empty melody is engraved as one bar of rest
         shown = chorale if chorale.events else replace(
             chorale, events=[Event("rest", None, signature_length(chorale.time_signatures[0]))])
-        engrave_png(shown, paths["png"], title)
+        try:
+            engrave_png(shown, paths["png"], title, timeout=engrave_timeout)
+        except ChoraleError as error:
+            png = False
+            problems.append(f"not engraved: {str(error).splitlines()[0][:200]}")
     checks = check_bars(chorale.events, chorale.time_signatures)
     return {
         "stem": out_stem.name,
