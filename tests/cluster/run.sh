@@ -122,6 +122,11 @@ cleanup() {
     # sweep of processes that carry this cluster's SLURM_CONF, below.
     [[ -n $LOCAL_RUN_PID ]] && kill -TERM "$LOCAL_RUN_PID" 2>/dev/null
     if [[ -n $STATE && -d $STATE ]]; then
+        # Snakemake runs still going (interrupted, or the other run failed): SIGTERM through their timeout.
+        local pidfile
+        for pidfile in "$STATE"/pids/*-run.pid; do
+            [[ -f $pidfile ]] && owned_by "$(<"$pidfile")" "$STATE" && kill -TERM "$(<"$pidfile")" 2>/dev/null
+        done
         if [[ -n ${PIDS[slurmctld]:-} ]] && owned_by "${PIDS[slurmctld]}" "$STATE"; then
             # Cancel what is still queued or running (after a failure or a timeout) before slurmd goes.
             if [[ -n $(squeue -h -o %i 2>/dev/null) ]]; then
@@ -290,18 +295,27 @@ copy_workflow() { # DEST
 }
 
 run_snakemake() { # LABEL WORKDIR LOGFILE ARGS...
-    local label=$1 workdir=$2 logfile=$3 rc
+    local label=$1 workdir=$2 logfile=$3 tag rc
     shift 3
+    tag=${label// /-}
     log "$label: snakemake $* (log: $logfile)"
-    # Snakemake ignores SIGTERM while SLURM jobs run: timeout sends SIGKILL 30 s after SIGTERM.
-    # The full log goes to LOGFILE; only the progress lines are shown.
-    set +e
-    (cd "$workdir" && PATH="$STATE/bin:$REPO/.venv/bin:$PATH" RNNMEM_DEVICE=cpu \
-        exec timeout -k 30 "$RUN_LIMIT" "$PY" -m snakemake --snakefile "$workdir/Snakefile" --directory "$workdir" \
-        --configfile tests/config.smoke.yaml "$@") 2>&1 9>&- | tee "$logfile" \
-        | awk -v label="[test-cluster] $label:" '/ steps \(/ { print label, $0; fflush() }'
-    rc=${PIPESTATUS[0]}
-    set -e
+    # Snakemake ignores SIGTERM while SLURM jobs run: timeout sends SIGKILL 30 s after SIGTERM. The pipeline runs in
+    # the background and this shell waits for it, so that a signal to this script runs its cleanup at once. The full
+    # log goes to LOGFILE; only the progress lines are shown.
+    rm -f "$STATE/$tag.rc"
+    {
+        (
+            echo "$BASHPID" >"$STATE/pids/$tag.pid"  # exec keeps the PID: it becomes timeout's
+            cd "$workdir" || exit 1
+            PATH="$STATE/bin:$REPO/.venv/bin:$PATH" RNNMEM_DEVICE=cpu exec timeout -k 30 "$RUN_LIMIT" \
+                "$PY" -m snakemake --snakefile "$workdir/Snakefile" --directory "$workdir" \
+                --configfile tests/config.smoke.yaml "$@"
+        )
+        echo "$?" >"$STATE/$tag.rc"
+    } 2>&1 9>&- | tee "$logfile" 9>&- \
+        | awk -v label="[test-cluster] $label:" '/ steps \(/ { print label, $0; fflush() }' 9>&- &
+    wait "$!" || true
+    rc=$(cat "$STATE/$tag.rc" 2>/dev/null || echo 1)
     if ((rc != 0)); then
         show_tail "$logfile" 60
         if [[ $label == SLURM* ]]; then
