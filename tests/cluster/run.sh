@@ -368,14 +368,16 @@ main() {
 
     # Leftovers of a previous run that was killed before its cleanup: only its own daemons (pid files in its state
     # directory, command line naming that directory) and the processes of its jobs.
-    local old
+    local old found=0
     for old in "$PREFIX".*/; do
         [[ -d $old ]] || continue
         old=${old%/}
         log "cleaning up after a previous run: $old"
         stop_cluster "$old"
         rm -rf "$old"
+        found=1
     done
+    ((found)) && phase_done leftovers
 
     install_packages
     ensure_plugin
