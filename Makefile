@@ -41,8 +41,9 @@ report: venv  ## results/report.html: every figure and summary table of the pape
 test: venv  ## unit and workflow tests
 	$(BIN)/python -m pytest
 
-lint: venv
+lint: venv  ## ruff, snakefmt (pinned in the dev extra) and snakemake --lint; tests/test_lint.py runs the same
 	$(BIN)/python -m ruff check .
+	$(BIN)/python -m snakefmt --check Snakefile workflow/rules
 	$(BIN)/python -m snakemake --lint
 
 bench: venv  ## training throughput, loop overhead, D(l,k) and MC grid times into results/bench/
@@ -52,6 +53,7 @@ clean:
 	rm -rf smoke .snakemake
 
 # The smoke DAG through a real single-node SLURM (installed from Debian's archive, started in a temporary folder on
-# 127.0.0.1, stopped afterwards), then locally; outputs and result tables must agree. Needs root; see tests/cluster/.
+# 127.0.0.1, stopped afterwards) and locally at the same time; outputs and result tables must agree. Needs root;
+# settings and phases: tests/cluster/run.sh.
 test-cluster: venv
 	$(SHELL) tests/cluster/run.sh

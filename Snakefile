@@ -23,9 +23,9 @@ wildcard_constraints:
 
 
 rule all:
+    default_target: True
     input:
         reber_outputs(),
         memory_outputs(),
         chorale_outputs(),
         lm_outputs(),
-    default_target: True

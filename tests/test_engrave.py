@@ -75,6 +75,31 @@ def test_lilypond_source_modes_and_irregular_bars() -> None:
         engrave.lilypond_source(two_bars(mode="blues"), "x")
 
 
+def barless(notes: int) -> Chorale:
+    """A generated melody that never draws a bar line: one bar of ``notes`` quarter notes."""
+    events = [Event("note", ("c'", "d'", "e'", "g'")[i % 4], Fraction(1, 4)) for i in range(notes)]
+    return two_bars(events=events, time_signatures=["4/4"], number=7)
+
+
+def test_a_long_last_bar_is_drawn_as_generated_and_may_break() -> None:
+    source = engrave.lilypond_source(barless(120), "x")
+    assert "\\set Timing.measureLength = #(ly:make-moment 30/1)" in source  # no bar line the melody lacks
+    assert "\\set Score.forbidBreakBetweenBarLines = ##f" in source
+    assert source.count("c'4") == 30 and '\\bar "|."' in source
+    short = engrave.lilypond_source(barless(6), "x")  # 6/4 in 4/4: irregular, too short to need breaks
+    assert "make-moment 3/2" in short and "forbidBreakBetweenBarLines" not in short
+    assert "measureLength" not in engrave.lilypond_source(barless(3), "x")  # a melody shorter than one bar
+
+
+@needs_lilypond
+def test_engrave_a_barless_melody_within_the_line_width(tmp_path: Path) -> None:
+    out = tmp_path / "long.png"
+    engrave.engrave_png(barless(200), out, "no bar lines", timeout=60)
+    width, height = png_size(out.read_bytes())
+    # 16 cm at 150 dpi is 945 px: the systems break inside the bar instead of running off the page.
+    assert width <= 945 + 2 * engrave.MARGIN_PX and height > 600, (width, height)
+
+
 @needs_lilypond
 def test_engrave_png(tmp_path: Path) -> None:
     out = tmp_path / "scores" / "001.png"

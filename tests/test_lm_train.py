@@ -166,6 +166,25 @@ def test_padding_is_ignored(kind):
     assert one["squared_error"] == pytest.approx(many["squared_error"], rel=1e-6)
 
 
+@pytest.mark.parametrize(("kind", "activation", "embedding"), [
+    ("vanilla", "logistic", None), ("vanilla", "tanh", None), ("gru", "logistic", 4), ("lstm", "logistic", None),
+    ("lstm", "logistic", 4)])
+def test_continuing_from_the_state_equals_one_run(kind, activation, embedding):
+    model = TokenLM(kind, len(VOCAB), 5, embedding, activation=activation, init="uniform", seed=2).eval()
+    inputs = torch.randint(0, len(VOCAB), (3, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = model(inputs)
+        head, state = model.continue_logits(inputs[:, :4])
+        pieces = [head]
+        for t in range(4, 9):  # token by token, as when sampling
+            step, state = model.continue_logits(inputs[:, t:t + 1], state)
+            pieces.append(step)
+    torch.testing.assert_close(torch.cat(pieces, dim=1), whole, rtol=1e-5, atol=1e-6)
+    hidden = state[0] if isinstance(state, tuple) else state
+    assert hidden.shape == (1, 3, 5)
+    torch.testing.assert_close(hidden[0], model.hidden_states(inputs)[:, -1], rtol=1e-5, atol=1e-6)
+
+
 # ---------------------------------------------------------------- evaluation
 
 

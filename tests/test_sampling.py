@@ -19,6 +19,7 @@ from rnnmem.lm.sampling import (
     next_distribution,
     rnn_next_logits,
     sample_sequences,
+    stateful_next_logits,
 )
 
 VOCAB = [UNK, BEGIN, END, "|", "c'4", "d'4", "e'4"]
@@ -111,6 +112,25 @@ def test_rnn_callback_matches_unpadded_runs() -> None:
             assert np.allclose(row, alone, atol=1e-5)
     samples = sample_sequences(callback, VOCAB, 1.0, 3, 10, seed=0)
     assert samples == sample_sequences(rnn_next_logits(model), VOCAB, 1.0, 3, 10, seed=0)
+
+
+@pytest.mark.parametrize("kind", ["vanilla", "gru", "lstm"])
+def test_stateful_callback_matches_full_runs_in_any_order(kind):
+    from rnnmem.lm.model import TokenLM
+
+    model = TokenLM(kind, len(VOCAB), 6, 3, init="uniform", seed=5)
+    stateful, full = stateful_next_logits(model, "cpu"), rnn_next_logits(model, "cpu")
+    calls = [
+        [[1], [1]],                          # fresh starts
+        [[1, 4], [1, 6]],                    # each extends a prefix of the last call: one step each
+        [[1, 4, 5], [1, 6, 6], [1, 3, 3]],   # the third was never seen: run from its start
+        [[1, 4, 5, 2], [1, 4]],              # a step and a prefix seen two calls ago (states are kept one call)
+        [[1, 4, 5, 2, 6]],
+    ]
+    for prefixes in calls:
+        np.testing.assert_allclose(stateful(prefixes), full(prefixes), rtol=1e-5, atol=1e-5)
+    assert sample_sequences(stateful_next_logits(model), VOCAB, 1.0, 4, 12, seed=2) == sample_sequences(
+        rnn_next_logits(model), VOCAB, 1.0, 4, 12, seed=2)
 
 
 # --- rendering ----------------------------------------------------------------------------------------------------
@@ -239,3 +259,19 @@ def test_write_sample_keeps_an_irregular_bar(tmp_path: Path) -> None:
     measures = converter.parse(tmp_path / "odd.musicxml").parts[0].getElementsByClass("Measure")
     assert [float(m.duration.quarterLength) for m in measures] == [1, 4, 5, 4, 3]
     assert [len(m.notes) for m in measures] == [1, 4, 5, 4, 1]
+
+
+def test_write_sample_of_a_long_odd_bar(tmp_path: Path) -> None:
+    """What the report-loop models generate: hundreds of notes of random lengths and hardly a bar line."""
+    from music21 import converter
+
+    lengths = ["4.", "16", "2", "8", "32", "2.", "8."]
+    body = [f"{pitch}{lengths[i % len(lengths)]}" for i, pitch in enumerate(["c'", "e'", "g'", "d''", "b"] * 50)]
+    tokens = ["c'4", "d'4", "e'4", "f'4", "|", *body, "|", "g'1"]
+    info = write_sample(tokens, tmp_path / "long", "Long", png=False)
+    assert info["bars"] == 3 and info["problems"] == "bar 2: 1155/16 in 4/4"
+    text = (tmp_path / "long.musicxml").read_text(encoding="utf-8")
+    assert text.count("<time") == 1  # the long bar is written overfull in 4/4, not in a metre of 1155/16
+    measures = converter.parse(tmp_path / "long.musicxml").parts[0].getElementsByClass("Measure")
+    assert [len(m.notes) for m in measures] == [4, 250, 1]
+    assert float(measures[1].duration.quarterLength) == 1155 / 4

@@ -23,7 +23,7 @@ from rnnmem.lm.metrics import CopyIndex, metrics_table, reference_metrics, sampl
 from rnnmem.lm.model import lm_parameter_count, matched_hidden
 from rnnmem.lm.ngram import KneserNeyLM, select_order
 from rnnmem.lm.render import tokens_to_chorale, write_sample
-from rnnmem.lm.sampling import rnn_next_logits, sample_sequences
+from rnnmem.lm.sampling import sample_sequences, stateful_next_logits
 from rnnmem.lm.train import load_trained, train_lm
 from rnnmem.runtime import pick_device
 
@@ -116,7 +116,7 @@ def lm_samples(params: dict[str, Any], vocab: Path, model_path: Path, out_dir: P
     """N samples per temperature from one model, each as text, MusicXML, MIDI and an engraved PNG."""
     vocabulary = json.loads(Path(vocab).read_text(encoding="utf-8"))
     model, _ = load_trained(model_path, device=pick_device())
-    next_logits = rnn_next_logits(model)
+    next_logits = stateful_next_logits(model)
     rows = []
     for temperature in params["temperatures"]:
         samples = sample_sequences(next_logits, vocabulary, temperature, params["count"], params["max_tokens"],

@@ -6,14 +6,14 @@ rule chorales_fetch:
         archive="results/chorales/lilypond/archive.tar.gz",
         scores=directory("results/chorales/lilypond/ly"),
         listing="results/chorales/lilypond/ly_files.csv",
-    params:
-        url=lilypond_url(),
     log:
         "logs/chorales_fetch.log",
     benchmark:
         "benchmarks/chorales_fetch.tsv"
     conda:
         "../../envs/rnnmem.yaml"
+    params:
+        url=lilypond_url(),
     shell:
         f"{RNNMEM} chorales-fetch --url {{params.url:q}} --archive {{output.archive:q}} "
         "--scores-dir {output.scores:q} --listing {output.listing:q} > {log:q} 2>&1"
@@ -26,18 +26,20 @@ rule chorales_events:
         events="results/chorales/{source}/events.jsonl",
         transposed="results/chorales/{source}/transposed.jsonl",
         skipped="results/chorales/{source}/skipped.csv",
-    params:
-        spec=chorale_event_params(),
-        listing=lambda wildcards, input: f"--listing {input.listing}" if "listing" in input.keys() else "",
-    wildcard_constraints:
-        source="music21|lilypond",
-    threads: 2
     log:
         "logs/chorales_events/{source}.log",
     benchmark:
         "benchmarks/chorales_events/{source}.tsv"
+    wildcard_constraints:
+        source="music21|lilypond",
     conda:
         "../../envs/rnnmem.yaml"
+    threads: 2
+    params:
+        spec=chorale_event_params(),
+        listing=lambda wildcards, input: (
+            f"--listing {input.listing}" if "listing" in input.keys() else ""
+        ),
     shell:
         f"{RNNMEM} chorales-events --source {{wildcards.source}} --params {{params.spec:q}} {{params.listing}} "
         "--events {output.events:q} --transposed {output.transposed:q} --skipped {output.skipped:q} > {log:q} 2>&1"
@@ -58,16 +60,16 @@ rule chorales_dataset:
             labels={"source": "{source}"},
         ),
         text=directory("results/chorales/{source}/text"),
-    params:
-        spec=as_json({"split": CHORALES["split"]}),
-    wildcard_constraints:
-        source="music21|lilypond",
     log:
         "logs/chorales_dataset/{source}.log",
     benchmark:
         "benchmarks/chorales_dataset/{source}.tsv"
+    wildcard_constraints:
+        source="music21|lilypond",
     conda:
         "../../envs/rnnmem.yaml"
+    params:
+        spec=as_json({"split": CHORALES["split"]}),
     shell:
         f"{RNNMEM} chorales-dataset --params {{params.spec:q}} --transposed {{input.transposed:q}} "
         "--skipped {input.skipped:q} --out-dir results/chorales/{wildcards.source} > {log:q} 2>&1"
@@ -78,7 +80,11 @@ rule chorales_agreement:
         lilypond="results/chorales/lilypond/transposed.jsonl",
         music21="results/chorales/music21/transposed.jsonl",
     output:
-        report("results/chorales/source_agreement.csv", caption="../report/source_agreement.rst", category="3. Bach chorales (§3)"),
+        report(
+            "results/chorales/source_agreement.csv",
+            caption="../report/source_agreement.rst",
+            category="3. Bach chorales (§3)",
+        ),
     log:
         "logs/chorales_agreement.log",
     benchmark:
@@ -95,13 +101,13 @@ rule chorales_score:
         "results/chorales/{source}/transposed.jsonl",
     output:
         "results/chorales/{source}/scores/{number}.png",
-    wildcard_constraints:
-        source="music21|lilypond",
-        number=r"\d{3}",
     log:
         "logs/chorales_score/{source}_{number}.log",
     benchmark:
         "benchmarks/chorales_score/{source}_{number}.tsv"
+    wildcard_constraints:
+        source="music21|lilypond",
+        number=r"\d{3}",
     conda:
         "../../envs/rnnmem.yaml"
     shell:
@@ -113,7 +119,11 @@ rule fig19_soprano:
     input:
         f"results/chorales/{CHORALES['source']}/transposed.jsonl",
     output:
-        report("results/figures/fig19_soprano_bwv269.png", caption="../report/fig19.rst", category="3. Bach chorales (§3)"),
+        report(
+            "results/figures/fig19_soprano_bwv269.png",
+            caption="../report/fig19.rst",
+            category="3. Bach chorales (§3)",
+        ),
     log:
         "logs/fig19_soprano.log",
     benchmark:

@@ -20,7 +20,6 @@ REBER_REGIMES = list(REBER["regimes"])
 RNNMEM = "python -m rnnmem --threads {threads}"
 
 
-
 def as_json(value):
     """Compact, key-sorted JSON for a params field, so equal settings give equal strings (no spurious reruns)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -31,7 +30,15 @@ def as_json(value):
 
 def reber_train_params(wildcards):
     experiment = REBER_EXPERIMENTS[wildcards.experiment]
-    keys = ["first_seed", "n_seeds", "train_strings", "test_strings", "max_strings", "check_every", "gradient_log"]
+    keys = [
+        "first_seed",
+        "n_seeds",
+        "train_strings",
+        "test_strings",
+        "max_strings",
+        "check_every",
+        "gradient_log",
+    ]
     return as_json(
         {
             **{key: REBER[key] for key in keys},
@@ -103,7 +110,9 @@ def gradient_runs(kind):
         "spec": "results/models/reber/{experiment}_{regime}.json",
         "gradients": "results/tables/reber/gradients/{experiment}_{regime}.csv",
     }[kind]
-    return expand(pattern, experiment=MEMORY["gradients"]["experiments"], regime=REBER_REGIMES)
+    return expand(
+        pattern, experiment=MEMORY["gradients"]["experiments"], regime=REBER_REGIMES
+    )
 
 
 def memory_outputs():
@@ -119,13 +128,22 @@ def memory_outputs():
 
 DLK = MEMORY["dlk"]
 CAPACITY = MEMORY["capacity"]
-DLK_FIGURES = {"vanilla": "results/figures/fig14_dlk_vanilla.png", "gru": "results/figures/fig15_dlk_gru.png"}
+DLK_FIGURES = {
+    "vanilla": "results/figures/fig14_dlk_vanilla.png",
+    "gru": "results/figures/fig15_dlk_gru.png",
+}
 DLK_CAPTIONS = {"vanilla": "fig14", "gru": "fig15"}
 
 
 def dlk_part_params(wildcards):
     keys = ["seed", "draws", "max_l", "weight_scale"]
-    return as_json({**{key: DLK[key] for key in keys}, "model": wildcards.model, "k": int(wildcards.k)})
+    return as_json(
+        {
+            **{key: DLK[key] for key in keys},
+            "model": wildcards.model,
+            "k": int(wildcards.k),
+        }
+    )
 
 
 def dlk_tables():
@@ -158,12 +176,16 @@ def lilypond_url():
     """The archive URL; a relative file: path is taken from the project folder (where the Snakefile is)."""
     url = CHORALES["lilypond_url"]
     if url.startswith("file:") and not url.startswith("file:/"):
-        return "file://" + os.path.normpath(os.path.join(workflow.basedir, url[len("file:") :]))
+        return "file://" + os.path.normpath(
+            os.path.join(workflow.basedir, url[len("file:") :])
+        )
     return url
 
 
 def chorale_event_params():
-    return as_json({key: CHORALES[key] for key in ("repeats", "on_bad_file", "numbers")})
+    return as_json(
+        {key: CHORALES[key] for key in ("repeats", "on_bad_file", "numbers")}
+    )
 
 
 def chorale_listing(wildcards):
@@ -199,7 +221,11 @@ LM_DATA = f"results/chorales/{CHORALES['source']}"
 
 def lm_settings(regime):
     """A regime block without max_epochs (a train_lm argument, not a model setting)."""
-    return {key: value for key, value in LM["regimes"][regime].items() if key != "max_epochs"}
+    return {
+        key: value
+        for key, value in LM["regimes"][regime].items()
+        if key != "max_epochs"
+    }
 
 
 def lm_params(wildcards):
@@ -232,7 +258,9 @@ def lm_runs(pattern):
 
 def fig21_dirs():
     figure = LM["figure21"]
-    return [f"results/lm/samples/{name}_{figure['regime']}" for name in figure["models"]]
+    return [
+        f"results/lm/samples/{name}_{figure['regime']}" for name in figure["models"]
+    ]
 
 
 def lm_outputs():

@@ -8,21 +8,21 @@ rule lm_train:
     output:
         model="results/lm/models/{name}_{regime}.pt",
         curve="results/lm/curves/{name}_{regime}.csv",
-    params:
-        spec=lm_params,
-        # Not an output: it survives a killed job, and the rerun (--rerun-incomplete) resumes from it.
-        checkpoint="results/lm/checkpoints/{name}_{regime}.ckpt",
-    threads: 1
-    resources:
-        gpu=1,
-        mem_mb=4000,
-        runtime=120,
     log:
         "logs/lm_train/{name}_{regime}.log",
     benchmark:
         "benchmarks/lm_train/{name}_{regime}.tsv"
     conda:
         "../../envs/rnnmem.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    params:
+        spec=lm_params,
+        # Not an output: it survives a killed job, and the rerun (--rerun-incomplete) resumes from it.
+        checkpoint="results/lm/checkpoints/{name}_{regime}.ckpt",
     shell:
         f"{RNNMEM} lm-train --params {{params.spec:q}} --tokens {{input.tokens:q}} --vocab {{input.vocab:q}} "
         "--checkpoint {params.checkpoint:q} --model {output.model:q} --curve {output.curve:q} > {log:q} 2>&1"
@@ -35,14 +35,14 @@ rule lm_score:
         model="results/lm/models/{name}_{regime}.pt",
     output:
         "results/lm/scores/{name}_{regime}.csv",
-    params:
-        spec=lm_params,
     log:
         "logs/lm_score/{name}_{regime}.log",
     benchmark:
         "benchmarks/lm_score/{name}_{regime}.tsv"
     conda:
         "../../envs/rnnmem.yaml"
+    params:
+        spec=lm_params,
     shell:
         f"{RNNMEM} lm-score --params {{params.spec:q}} --tokens {{input.tokens:q}} --vocab {{input.vocab:q}} "
         "--model {input.model:q} --out {output:q} > {log:q} 2>&1"
@@ -55,14 +55,14 @@ rule lm_ngram:
     output:
         score="results/lm/scores/ngram.csv",
         orders="results/lm/ngram_orders.csv",
-    params:
-        spec=as_json({"orders": LM["ngram_orders"], "source": CHORALES["source"]}),
     log:
         "logs/lm_ngram.log",
     benchmark:
         "benchmarks/lm_ngram.tsv"
     conda:
         "../../envs/rnnmem.yaml"
+    params:
+        spec=as_json({"orders": LM["ngram_orders"], "source": CHORALES["source"]}),
     shell:
         f"{RNNMEM} lm-ngram --params {{params.spec:q}} --tokens {{input.tokens:q}} --vocab {{input.vocab:q}} "
         "--out {output.score:q} --orders {output.orders:q} > {log:q} 2>&1"
@@ -70,9 +70,16 @@ rule lm_ngram:
 
 rule lm_scores:
     input:
-        parts=["results/lm/scores/ngram.csv", *lm_runs("results/lm/scores/{name}_{regime}.csv")],
+        parts=[
+            "results/lm/scores/ngram.csv",
+            *lm_runs("results/lm/scores/{name}_{regime}.csv"),
+        ],
     output:
-        report("results/chorales/scores.csv", caption="../report/scores.rst", category=CHORALE_CATEGORY),
+        report(
+            "results/chorales/scores.csv",
+            caption="../report/scores.rst",
+            category=CHORALE_CATEGORY,
+        ),
     log:
         "logs/lm_scores.log",
     benchmark:
@@ -90,14 +97,14 @@ rule lm_samples:
     output:
         samples=directory("results/lm/samples/{name}_{regime}"),
         listing="results/lm/samples/{name}_{regime}.csv",
-    params:
-        spec=lm_sample_params,
     log:
         "logs/lm_samples/{name}_{regime}.log",
     benchmark:
         "benchmarks/lm_samples/{name}_{regime}.tsv"
     conda:
         "../../envs/rnnmem.yaml"
+    params:
+        spec=lm_sample_params,
     shell:
         f"{RNNMEM} lm-samples --params {{params.spec:q}} --vocab {{input.vocab:q}} --model {{input.model:q}} "
         "--out-dir {output.samples:q} --listing {output.listing:q} > {log:q} 2>&1"
@@ -109,10 +116,16 @@ rule lm_sample_metrics:
         transposed=f"{LM_DATA}/transposed.jsonl",
         tokens=f"{LM_DATA}/tokens.jsonl",
     output:
-        table=report("results/chorales/sample_metrics.csv", caption="../report/sample_metrics.rst",
-                     category=CHORALE_CATEGORY),
-        figure=report("results/figures/sample_metrics.png", caption="../report/sample_metrics.rst",
-                      category=CHORALE_CATEGORY),
+        table=report(
+            "results/chorales/sample_metrics.csv",
+            caption="../report/sample_metrics.rst",
+            category=CHORALE_CATEGORY,
+        ),
+        figure=report(
+            "results/figures/sample_metrics.png",
+            caption="../report/sample_metrics.rst",
+            category=CHORALE_CATEGORY,
+        ),
     log:
         "logs/lm_sample_metrics.log",
     benchmark:
@@ -128,7 +141,17 @@ rule fig21_samples:
     input:
         dirs=fig21_dirs(),
     output:
-        report("results/figures/fig21_samples.png", caption="../report/fig21.rst", category=CHORALE_CATEGORY),
+        report(
+            "results/figures/fig21_samples.png",
+            caption="../report/fig21.rst",
+            category=CHORALE_CATEGORY,
+        ),
+    log:
+        "logs/fig21_samples.log",
+    benchmark:
+        "benchmarks/fig21_samples.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
     params:
         spec=as_json(
             {
@@ -139,12 +162,6 @@ rule fig21_samples:
                 ],
             }
         ),
-    log:
-        "logs/fig21_samples.log",
-    benchmark:
-        "benchmarks/fig21_samples.tsv"
-    conda:
-        "../../envs/rnnmem.yaml"
     shell:
         f"{RNNMEM} fig21 --params {{params.spec:q}} --sample-dirs {{input.dirs:q}} --out {{output:q}} > {{log:q}} 2>&1"
 
@@ -154,8 +171,11 @@ rule learning_curves:
         curves=lm_runs("results/lm/curves/{name}_{regime}.csv"),
     output:
         table="results/chorales/learning_curves.csv",
-        figure=report("results/figures/chorale_learning_curves.png", caption="../report/learning_curves.rst",
-                      category=CHORALE_CATEGORY),
+        figure=report(
+            "results/figures/chorale_learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category=CHORALE_CATEGORY,
+        ),
     log:
         "logs/learning_curves.log",
     benchmark:

@@ -6,16 +6,24 @@ rule gradient_summary:
         histograms=gradient_runs("gradients"),
     output:
         table="results/tables/gradients.csv",
-        fig12=report("results/figures/fig12_gradients.png", caption="../report/fig12.rst", category="2. Gradients and memory (§2.1–2.3)"),
-        fig13=report("results/figures/fig13_gradients_near_zero.png", caption="../report/fig13.rst", category="2. Gradients and memory (§2.1–2.3)"),
-    params:
-        zoom_max=MEMORY["gradients"]["zoom_max"],
+        fig12=report(
+            "results/figures/fig12_gradients.png",
+            caption="../report/fig12.rst",
+            category="2. Gradients and memory (§2.1–2.3)",
+        ),
+        fig13=report(
+            "results/figures/fig13_gradients_near_zero.png",
+            caption="../report/fig13.rst",
+            category="2. Gradients and memory (§2.1–2.3)",
+        ),
     log:
         "logs/gradient_summary.log",
     benchmark:
         "benchmarks/gradient_summary.tsv"
     conda:
         "../../envs/rnnmem.yaml"
+    params:
+        zoom_max=MEMORY["gradients"]["zoom_max"],
     shell:
         f"{RNNMEM} gradient-summary --histograms {{input.histograms:q}} --table {{output.table:q}} "
         "--fig12 {output.fig12:q} --fig13 {output.fig13:q} --zoom-max {params.zoom_max} > {log:q} 2>&1"
@@ -27,15 +35,24 @@ rule gradient_lag:
         specs=gradient_runs("spec"),
     output:
         table="results/memory/gradient_vs_lag.csv",
-        figure=report("results/figures/gradient_vs_lag.png", caption="../report/gradient_vs_lag.rst", category="2. Gradients and memory (§2.1–2.3)"),
-    params:
-        spec=as_json({"strings": MEMORY["gradients"]["lag_strings"], "train_strings": REBER["train_strings"]}),
+        figure=report(
+            "results/figures/gradient_vs_lag.png",
+            caption="../report/gradient_vs_lag.rst",
+            category="2. Gradients and memory (§2.1–2.3)",
+        ),
     log:
         "logs/gradient_lag.log",
     benchmark:
         "benchmarks/gradient_lag.tsv"
     conda:
         "../../envs/rnnmem.yaml"
+    params:
+        spec=as_json(
+            {
+                "strings": MEMORY["gradients"]["lag_strings"],
+                "train_strings": REBER["train_strings"],
+            }
+        ),
     shell:
         f"{RNNMEM} gradient-lag --params {{params.spec:q}} --models {{input.models:q}} "
         "--specs {input.specs:q} --table {output.table:q} --figure {output.figure:q} > {log:q} 2>&1"
@@ -44,21 +61,21 @@ rule gradient_lag:
 rule dlk:
     output:
         "results/memory/dlk/{model}_k{k}.csv",
-    params:
-        spec=dlk_part_params,
-    wildcard_constraints:
-        model="vanilla|gru",
-        k=r"\d+",
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=30,
     log:
         "logs/dlk/{model}_k{k}.log",
     benchmark:
         "benchmarks/dlk/{model}_k{k}.tsv"
+    wildcard_constraints:
+        model="vanilla|gru",
+        k=r"\d+",
     conda:
         "../../envs/rnnmem.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        spec=dlk_part_params,
     shell:
         f"{RNNMEM} dlk --params {{params.spec:q}} --out {{output:q}} > {{log:q}} 2>&1"
 
@@ -68,12 +85,12 @@ rule dlk_merge:
         parts=expand("results/memory/dlk/{{model}}_k{k}.csv", k=DLK["k"]),
     output:
         "results/memory/dlk_{model}.csv",
-    wildcard_constraints:
-        model="vanilla|gru",
     log:
         "logs/dlk_merge/{model}.log",
     benchmark:
         "benchmarks/dlk_merge/{model}.tsv"
+    wildcard_constraints:
+        model="vanilla|gru",
     conda:
         "../../envs/rnnmem.yaml"
     shell:
@@ -85,18 +102,26 @@ rule dlk_figures:
         tables=dlk_tables(),
     output:
         heatmaps=[
-            report(DLK_FIGURES[model], caption=f"../report/{DLK_CAPTIONS[model]}.rst", category="2. Gradients and memory (§2.1–2.3)")
+            report(
+                DLK_FIGURES[model],
+                caption=f"../report/{DLK_CAPTIONS[model]}.rst",
+                category="2. Gradients and memory (§2.1–2.3)",
+            )
             for model in DLK["models"]
         ],
-        curves=report("results/figures/dlk_curves.png", caption="../report/dlk_curves.rst", category="2. Gradients and memory (§2.1–2.3)"),
-    params:
-        spec=as_json({key: DLK[key] for key in ("models", "curves_k", "weight_scale")}),
+        curves=report(
+            "results/figures/dlk_curves.png",
+            caption="../report/dlk_curves.rst",
+            category="2. Gradients and memory (§2.1–2.3)",
+        ),
     log:
         "logs/dlk_figures.log",
     benchmark:
         "benchmarks/dlk_figures.tsv"
     conda:
         "../../envs/rnnmem.yaml"
+    params:
+        spec=as_json({key: DLK[key] for key in ("models", "curves_k", "weight_scale")}),
     shell:
         f"{RNNMEM} dlk-figures --params {{params.spec:q}} --tables {{input.tables:q}} "
         "--heatmaps {output.heatmaps:q} --curves {output.curves:q} > {log:q} 2>&1"
@@ -107,18 +132,18 @@ rule capacity:
         esn="results/memory/mc_esn.csv",
         gru="results/memory/mc_gru.csv",
         totals="results/memory/mc_totals.csv",
-    params:
-        spec=as_json(CAPACITY),
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
     log:
         "logs/capacity.log",
     benchmark:
         "benchmarks/capacity.tsv"
     conda:
         "../../envs/rnnmem.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        spec=as_json(CAPACITY),
     shell:
         f"{RNNMEM} capacity --params {{params.spec:q}} --esn {{output.esn:q}} --gru {{output.gru:q}} "
         "--totals {output.totals:q} > {log:q} 2>&1"
@@ -131,10 +156,32 @@ rule capacity_figures:
         totals="results/memory/mc_totals.csv",
         dlk=dlk_tables(),
     output:
-        fig16=report("results/figures/fig16_mc_esn.png", caption="../report/fig16.rst", category="2. Gradients and memory (§2.1–2.3)"),
-        mc_gru=report("results/figures/mc_gru.png", caption="../report/mc_gru.rst", category="2. Gradients and memory (§2.1–2.3)"),
-        mc_total=report("results/figures/mc_total.png", caption="../report/mc_total.rst", category="2. Gradients and memory (§2.1–2.3)"),
-        dlk_vs_mc=report("results/figures/dlk_vs_mc.png", caption="../report/dlk_vs_mc.rst", category="2. Gradients and memory (§2.1–2.3)"),
+        fig16=report(
+            "results/figures/fig16_mc_esn.png",
+            caption="../report/fig16.rst",
+            category="2. Gradients and memory (§2.1–2.3)",
+        ),
+        mc_gru=report(
+            "results/figures/mc_gru.png",
+            caption="../report/mc_gru.rst",
+            category="2. Gradients and memory (§2.1–2.3)",
+        ),
+        mc_total=report(
+            "results/figures/mc_total.png",
+            caption="../report/mc_total.rst",
+            category="2. Gradients and memory (§2.1–2.3)",
+        ),
+        dlk_vs_mc=report(
+            "results/figures/dlk_vs_mc.png",
+            caption="../report/dlk_vs_mc.rst",
+            category="2. Gradients and memory (§2.1–2.3)",
+        ),
+    log:
+        "logs/capacity_figures.log",
+    benchmark:
+        "benchmarks/capacity_figures.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
     params:
         spec=as_json(
             {
@@ -144,12 +191,6 @@ rule capacity_figures:
                 "compare_k": DLK["compare_k"],
             }
         ),
-    log:
-        "logs/capacity_figures.log",
-    benchmark:
-        "benchmarks/capacity_figures.tsv"
-    conda:
-        "../../envs/rnnmem.yaml"
     shell:
         f"{RNNMEM} capacity-figures --params {{params.spec:q}} --esn {{input.esn:q}} --gru {{input.gru:q}} "
         "--totals {input.totals:q} --dlk {input.dlk:q} --fig16 {output.fig16:q} --mc-gru {output.mc_gru:q} "

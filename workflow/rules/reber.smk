@@ -7,19 +7,19 @@ rule reber_train:
         spec="results/models/reber/{experiment}_{regime}.json",
         table="results/tables/reber/runs/{experiment}_{regime}.csv",
         gradients="results/tables/reber/gradients/{experiment}_{regime}.csv",
-    params:
-        spec=reber_train_params,
-    threads: 1
-    resources:
-        gpu=1,
-        mem_mb=2000,
-        runtime=120,
     log:
         "logs/reber_train/{experiment}_{regime}.log",
     benchmark:
         "benchmarks/reber_train/{experiment}_{regime}.tsv"
     conda:
         "../../envs/rnnmem.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=2000,
+        runtime=120,
+    params:
+        spec=reber_train_params,
     shell:
         f"{RNNMEM} reber-train --params {{params.spec:q}} --model {{output.model:q}} "
         "--spec {output.spec:q} --table {output.table:q} --gradients {output.gradients:q} > {log:q} 2>&1"
@@ -30,7 +30,11 @@ rule reber_tables:
         runs=reber_runs("table"),
     output:
         success="results/tables/reber_success.csv",
-        summary=report("results/tables/reber_summary.csv", caption="../report/reber_summary.rst", category="1. Reber grammars (§1.3, §2.1)"),
+        summary=report(
+            "results/tables/reber_summary.csv",
+            caption="../report/reber_summary.rst",
+            category="1. Reber grammars (§1.3, §2.1)",
+        ),
         summary_md="results/tables/reber_summary.md",
     log:
         "logs/reber_tables.log",
@@ -47,14 +51,18 @@ rule reber_figure:
     input:
         unpack(lambda wildcards: figure_run(wildcards.figure)),
     output:
-        report("results/figures/{figure}_{name}.png", caption="../report/reber_figure.rst", category="1. Reber grammars (§1.3, §2.1)"),
-    wildcard_constraints:
-        figure="fig07|fig08|fig10|fig11",
-        name="reber_outputs_vanilla|reber_hidden_states|embedded_vanilla|embedded_gru",
+        report(
+            "results/figures/{figure}_{name}.png",
+            caption="../report/reber_figure.rst",
+            category="1. Reber grammars (§1.3, §2.1)",
+        ),
     log:
         "logs/reber_figure/{figure}_{name}.log",
     benchmark:
         "benchmarks/reber_figure/{figure}_{name}.tsv"
+    wildcard_constraints:
+        figure="fig07|fig08|fig10|fig11",
+        name="reber_outputs_vanilla|reber_hidden_states|embedded_vanilla|embedded_gru",
     conda:
         "../../envs/rnnmem.yaml"
     shell:
@@ -67,15 +75,19 @@ rule indistinguishable:
         models=embedded_runs("model"),
         specs=embedded_runs("spec"),
     output:
-        report("results/tables/indistinguishable.csv", caption="../report/indistinguishable.rst", category="1. Reber grammars (§1.3, §2.1)"),
-    params:
-        spec=as_json({"random_draws": REBER["indistinguishable_random_draws"]}),
+        report(
+            "results/tables/indistinguishable.csv",
+            caption="../report/indistinguishable.rst",
+            category="1. Reber grammars (§1.3, §2.1)",
+        ),
     log:
         "logs/indistinguishable.log",
     benchmark:
         "benchmarks/indistinguishable.tsv"
     conda:
         "../../envs/rnnmem.yaml"
+    params:
+        spec=as_json({"random_draws": REBER["indistinguishable_random_draws"]}),
     shell:
         f"{RNNMEM} indistinguishable --params {{params.spec:q}} --models {{input.models:q}} "
         "--specs {input.specs:q} --out {output:q} > {log:q} 2>&1"
@@ -83,14 +95,18 @@ rule indistinguishable:
 
 rule toy_language:
     output:
-        report("results/tables/toy_language.csv", caption="../report/toy_language.rst", category="1. Reber grammars (§1.3, §2.1)"),
-    params:
-        spec=as_json(config["toy_language"]),
+        report(
+            "results/tables/toy_language.csv",
+            caption="../report/toy_language.rst",
+            category="1. Reber grammars (§1.3, §2.1)",
+        ),
     log:
         "logs/toy_language.log",
     benchmark:
         "benchmarks/toy_language.tsv"
     conda:
         "../../envs/rnnmem.yaml"
+    params:
+        spec=as_json(config["toy_language"]),
     shell:
         f"{RNNMEM} toy-language --params {{params.spec:q}} --out {{output:q}} > {{log:q}} 2>&1"

@@ -1,8 +1,9 @@
 """Engrave a chorale soprano as a PNG with the LilyPond binary of the PyPI package ``lilypond``.
 
 :func:`lilypond_source` writes a complete document (absolute pitches, every duration explicit, ties, fermatas, the
-source's bar lines as bar checks, a pickup as ``\\partial``, irregular bars by setting ``Timing.measureLength``) on
-one page tall enough for the whole melody. :func:`engrave_png` runs::
+source's bar lines as bar checks, a pickup as ``\\partial``, irregular bars by setting ``Timing.measureLength``, so
+LilyPond draws no bar line the source lacks; a very long bar may break across lines) on one page tall enough for the
+whole melody. :func:`engrave_png` runs::
 
     lilypond -dbackend=eps -dno-gs-load-fonts -dinclude-eps-fonts -dno-point-and-click \\
              --png -dresolution=150 -o score score.ly
@@ -30,6 +31,9 @@ LILYPOND_ARGS = ("-dbackend=eps", "-dno-gs-load-fonts", "-dinclude-eps-fonts", "
 LINE_WIDTH_CM = 16
 MARGIN_PX = 12
 STDERR_TAIL = 2000
+# A bar longer than this many times the time signature may break across lines (a generated melody can hold
+# hundreds of notes in one bar; a line that cannot break overflows the page).
+LONG_BAR = 2
 
 
 def lilypond_executable() -> Path:
@@ -99,17 +103,21 @@ def music_lines(chorale: Chorale) -> list[str]:
     measures = _measures(chorale.events)
     for index, measure in enumerate(measures):
         length = sum((e.duration for e in measure), Fraction(0))
+        last = index == len(measures) - 1
         prefix, suffix = [], " |"
-        if len(measures) > 1 and length != current:
-            if index == 0 and length < current:
+        if length != current:
+            if index == 0 and length < current and not last:
                 prefix.append(f"\\partial {_duration(length)}")
-            elif length in lengths:
+            elif length in lengths and len(measures) > 1:
                 current = length
                 prefix.append(f"\\time {lengths[length]}")
-            elif index < len(measures) - 1:  # an irregular bar: this one only, the signature stays
+            elif length > current or not last:  # an irregular bar: this one only, the signature stays
                 prefix.append(f"\\set Timing.measureLength = {_moment(length)}")
                 suffix = f" | \\set Timing.measureLength = {_moment(current)}"
-        if index == len(measures) - 1:
+                if length > LONG_BAR * current:  # LilyPond breaks lines only at bar lines unless told otherwise
+                    prefix.append("\\set Score.forbidBreakBetweenBarLines = ##f")
+                    suffix += " \\set Score.forbidBreakBetweenBarLines = ##t"
+        if last:
             suffix = ' \\bar "|."'
         lines.append(" ".join([*prefix, *(_event_text(e) for e in measure)]) + suffix)
     return lines

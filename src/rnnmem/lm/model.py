@@ -23,6 +23,8 @@ from torch import Tensor, nn
 from rnnmem.cells import INITS, EnsembleRecurrence, fused_recurrence, parameter_count
 
 MAX_HIDDEN = 4096
+# The recurrent state between calls, torch's layout: (1, B, H), or (h, c) for the LSTM.
+State = Tensor | tuple[Tensor, Tensor]
 
 
 def lm_parameter_count(kind: str, vocab: int, hidden: int, embedding: int | None = None) -> int:
@@ -100,14 +102,16 @@ class TokenLM(nn.Module):
     def is_fused(self) -> bool:
         return self.fused is not None
 
-    def hidden_states(self, inputs: Tensor) -> Tensor:
-        """h_t of every step, (B, T, H), with h_{-1} = 0 (and c_{-1} = 0)."""
+    def run(self, inputs: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """Hidden states (B, T, H) of ``inputs`` started from ``state`` (h_{-1} = 0 and c_{-1} = 0 when None), and
+        the state after the last step: (1, B, H), a pair (h, c) for the LSTM. Feeding that state back with the
+        next tokens continues the sequence, which makes sampling linear in its length."""
         batch, steps = inputs.shape
         x = self.embedding(inputs) if self.embedding is not None else None
         if self.fused is not None:
             if x is None:
                 x = nn.functional.one_hot(inputs, self.vocab_size).to(self.readout.weight.dtype)
-            return self.fused(x)[0]
+            return self.fused(x, state)
         cell = self.cell
         assert cell is not None
         if x is None:  # one-hot input: x W + b is the row of W picked by the token
@@ -115,12 +119,22 @@ class TokenLM(nn.Module):
         else:
             projected = cell.project(x.reshape(1, batch * steps, -1)).reshape(batch, steps, -1)
         projected = projected.transpose(0, 1).contiguous().unsqueeze(1)  # (T, 1, B, G*H): step t is a contiguous slice
-        state = cell.initial_state(batch, projected)
+        if state is None:
+            state = cell.initial_state(batch, projected)
         outputs = []
         for t in range(steps):
             state = cell.step(projected[t], state)
             outputs.append(state[0] if isinstance(state, tuple) else state)
-        return torch.stack(outputs, dim=2)[0]
+        return torch.stack(outputs, dim=2)[0], state
+
+    def hidden_states(self, inputs: Tensor) -> Tensor:
+        """h_t of every step, (B, T, H), with h_{-1} = 0 (and c_{-1} = 0)."""
+        return self.run(inputs)[0]
 
     def forward(self, inputs: Tensor) -> Tensor:
         return self.readout(self.dropout(self.hidden_states(inputs)))
+
+    def continue_logits(self, inputs: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """Outputs (B, T, V) of ``inputs`` read from ``state`` (see :meth:`run`), and the state after them."""
+        hidden, final = self.run(inputs, state)
+        return self.readout(self.dropout(hidden)), final

@@ -45,6 +45,9 @@ BAR = "|"
 SIGNATURES = {Fraction(1): "4/4", Fraction(3, 4): "3/4", Fraction(3, 2): "3/2", Fraction(1, 2): "2/4"}
 DEFAULT_SIGNATURE = "4/4"
 SIGNATURE_RANGE = (Fraction(1, 2), Fraction(2))  # bar lengths that can be a time signature (whole notes)
+# A generated bar longer than this (whole notes) gets no time signature of its own in MusicXML/MIDI, and no beams:
+# music21 needs minutes to build a metre such as 277/32 (see chorale_stream).
+LONG_BAR = SIGNATURE_RANGE[1]
 
 
 # --- tokens -> Chorale ----------------------------------------------------------------------------------------------
@@ -233,6 +236,9 @@ def chorale_stream(chorale: Chorale, title: str | None = None):
     """A music21 Score with one part: explicit measures as in the chorale (bar lines where its bar events are), the
     key, the time signature(s); a pickup padded on the left, a short last bar on the right, and a bar of another
     length (known signature or not) preceded by its own time signature, so every note keeps its written duration.
+    A bar longer than :data:`LONG_BAR` (a generated melody may hold hundreds of notes in one) is written overfull
+    in the metre in force instead: music21 takes minutes to build a metre such as 277/32. Either way the bar is
+    among the sample's problems (:func:`tokens_to_chorale`).
     """
     from music21 import expressions, key, metadata, meter, note, stream, tie
     from music21.exceptions21 import Music21Exception
@@ -260,7 +266,9 @@ def chorale_stream(chorale: Chorale, title: str | None = None):
             measure.paddingRight = float((current - check.length) * 4)
         elif check.role == "full":
             current = check.length
-        wanted = check.length if check.role == "irregular" else current  # an irregular bar: for this bar only
+        wanted = current
+        if check.role == "irregular" and check.length <= LONG_BAR:  # an irregular bar: for this bar only
+            wanted = check.length
         if wanted != shown:
             measure.insert(0, meter.TimeSignature(names.get(wanted) or signature_for(wanted)))
             shown = wanted
@@ -285,8 +293,12 @@ def chorale_stream(chorale: Chorale, title: str | None = None):
         measure.insert(0, key.Key(lily_to_music21(chorale.key_tonic).name, chorale.mode))
         measure.insert(0, meter.TimeSignature(signatures[0]))
         part.append(measure)
-    with contextlib.suppress(Music21Exception):  # a bar no beaming rule knows keeps flags instead of beams
-        part.makeBeams(inPlace=True)
+    for measure, check in zip(part.getElementsByClass(stream.Measure), checks, strict=False):
+        # Beams bar by bar: a bar no beaming rule knows keeps flags, and so does an overfull long bar.
+        if check.length > LONG_BAR:
+            continue
+        with contextlib.suppress(Music21Exception):
+            measure.makeBeams(inPlace=True)
     score.insert(0, part)
     return score
 

@@ -2,8 +2,10 @@
 
 A model is seen through ``next_logits(prefixes) -> array (len(prefixes), V)``: for each prefix of token ids (each
 starting with ``<s>``), the logits of the next token — log-probabilities (with ``-inf`` for impossible tokens) are
-logits too. :func:`rnn_next_logits` wraps a torch module; :func:`distribution_next_logits` wraps a model that
-gives probabilities, such as an n-gram model's ``distribution(context)``.
+logits too. :func:`rnn_next_logits` wraps any torch module (it reruns every prefix: time quadratic in the
+length); :func:`stateful_next_logits` wraps a model that continues from a saved state (linear);
+:func:`distribution_next_logits` wraps a model that gives probabilities, such as an n-gram model's
+``distribution(context)``.
 
 :func:`sample_sequences` draws each next token from ``softmax(logits / T)``: the report's inverse temperature is
 ``β = 1 / T``. ``T = 0`` takes the most likely token (the lowest id on a tie); a large ``T`` tends to the uniform
@@ -121,6 +123,58 @@ def rnn_next_logits(model, device=None, batch_size: int = 256) -> NextLogits:
                 out = out[0]
             rows.append(out[torch.arange(len(chunk), device=device), lengths - 1].float().cpu().numpy())
         return np.concatenate(rows).astype(np.float64)
+
+    return next_logits
+
+
+def stateful_next_logits(model, device=None) -> NextLogits:
+    """A callback for a model with ``continue_logits(ids (B, T), state) -> (outputs (B, T, V), state)`` (e.g.
+    :class:`rnnmem.lm.model.TokenLM`), whose states are batched on dimension 1 like torch's ``(1, B, H)``.
+
+    The state reached after each prefix is kept until the next call: a prefix that extends a prefix of the
+    previous call by one token costs one step; any other prefix is run from its start (prefixes of equal length
+    together). The logits are those of a full run up to float rounding, whatever order the prefixes come in.
+    The model is put in eval mode; no gradients.
+    """
+    import torch
+
+    if device is None:
+        device = next(model.parameters()).device
+    device = torch.device(device)
+    states: dict[tuple[int, ...], object] = {}
+
+    def pick(state, row: int):
+        return tuple(part[:, row:row + 1] for part in state) if isinstance(state, tuple) else state[:, row:row + 1]
+
+    def stack(parts: list):
+        if isinstance(parts[0], tuple):
+            return tuple(torch.cat(group, dim=1) for group in zip(*parts, strict=True))
+        return torch.cat(parts, dim=1)
+
+    @torch.no_grad()
+    def next_logits(prefixes: list[list[int]]) -> np.ndarray:
+        model.eval()
+        groups: dict[object, list[int]] = {}  # ("step",) or ("start", length) -> rows
+        for row, prefix in enumerate(prefixes):
+            key = ("step",) if len(prefix) > 1 and tuple(prefix[:-1]) in states else ("start", len(prefix))
+            groups.setdefault(key, []).append(row)
+        rows: dict[int, np.ndarray] = {}
+        reached: dict[tuple[int, ...], object] = {}
+        for key, members in groups.items():
+            if key == ("step",):
+                ids = torch.tensor([[prefixes[r][-1]] for r in members], dtype=torch.long, device=device)
+                state = stack([states[tuple(prefixes[r][:-1])] for r in members])
+            else:
+                ids = torch.tensor([prefixes[r] for r in members], dtype=torch.long, device=device)
+                state = None
+            outputs, final = model.continue_logits(ids, state)
+            last = outputs[:, -1].double().cpu().numpy()
+            for position, r in enumerate(members):
+                rows[r] = last[position]
+                reached[tuple(prefixes[r])] = pick(final, position)
+        states.clear()
+        states.update(reached)
+        return np.stack([rows[r] for r in range(len(prefixes))])
 
     return next_logits
 
