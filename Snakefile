@@ -29,3 +29,20 @@ rule all:
         memory_outputs(),
         chorale_outputs(),
         lm_outputs(),
+
+
+# One branch of the report and what it needs: `snakemake --cores all reber` (or memory, chorales).
+rule reber:
+    input:
+        reber_outputs(),
+
+
+rule memory:
+    input:
+        memory_outputs(),
+
+
+rule chorales:
+    input:
+        chorale_outputs(),
+        lm_outputs(),
