@@ -21,6 +21,8 @@ CAPTION_INCHES = 0.4
 MARGIN_INCHES = 0.1
 MODEL_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 REFERENCE_COLOUR = "#333333"
+# Past len(MODEL_COLOURS) models the colours repeat with a hatch, so every model stays distinguishable.
+HATCHES = ("", "///", "...", "xx")
 
 HISTOGRAM_LABELS = {"pitch_class": "pitch class", "interval": "interval", "note_length": "note length"}
 FRACTION_LABELS = {"bars_filled": "bars that fit\nthe time signature",
@@ -80,10 +82,12 @@ def _grouped_bars(ax: Axes, rows: pd.DataFrame, references: pd.DataFrame, column
     x = np.arange(len(columns))
     width = 0.8 / max(len(rows), 1)
     colours = _row_colours(rows)
+    models = list(dict.fromkeys(rows["model"]))
     for i, ((_, row), colour) in enumerate(zip(rows.iterrows(), colours, strict=True)):
         values = [row[c] for c in columns]
+        hatch = HATCHES[models.index(row["model"]) // len(MODEL_COLOURS) % len(HATCHES)]
         ax.bar(x - 0.4 + width * (i + 0.5), values, width, color=colour, edgecolor="black", linewidth=0.4,
-               label=_row_label(row))
+               hatch=hatch or None, label=_row_label(row))
     styles = ("--", ":", "-.")
     for j, (_, ref) in enumerate(references.iterrows()):
         label = str(ref["model"])  # on the first line drawn for this reference only
