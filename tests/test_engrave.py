@@ -29,7 +29,8 @@ def two_bars(**changes) -> Chorale:
     return Chorale(**fields)
 
 
-def lilypond_available() -> str | None:
+def lilypond_missing() -> str | None:
+    """Why the LilyPond binary cannot be used, or None when it can."""
     try:
         engrave.lilypond_executable()
     except ChoraleError as error:
@@ -37,8 +38,8 @@ def lilypond_available() -> str | None:
     return None
 
 
-needs_lilypond = pytest.mark.skipif(lilypond_available() is not None,
-                                    reason=f"LilyPond binary unavailable: {lilypond_available()}")
+needs_lilypond = pytest.mark.skipif(lilypond_missing() is not None,
+                                    reason=f"LilyPond binary unavailable: {lilypond_missing()}")
 
 
 def png_size(data: bytes) -> tuple[int, int]:

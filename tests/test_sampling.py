@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnnmem.chorales import engrave
 from rnnmem.chorales.dataset import BEGIN, END, UNK
-from rnnmem.chorales.model import Chorale, ChoraleError, Event, figure20_text, figure20_tokens
+from rnnmem.chorales.model import Chorale, Event, figure20_text, figure20_tokens
 from rnnmem.lm.render import check_bars, infer_signature, parse_duration, tokens_to_chorale, write_sample
 from rnnmem.lm.sampling import (
     distribution_next_logits,
@@ -21,6 +20,7 @@ from rnnmem.lm.sampling import (
     sample_sequences,
     stateful_next_logits,
 )
+from tests.test_engrave import lilypond_missing
 
 VOCAB = [UNK, BEGIN, END, "|", "c'4", "d'4", "e'4"]
 # <unk> and <s> get the largest logits: masking them must still leave e'4 as the most likely token
@@ -212,14 +212,6 @@ def test_flags_and_skips_malformed_tokens() -> None:
     assert any("tie to e' dropped" in p for p in problems)
     assert any("tie to the end dropped" in p for p in problems)
     assert any("unknown token" in p for p in problems)
-
-
-def lilypond_missing() -> str | None:
-    try:
-        engrave.lilypond_executable()
-    except ChoraleError as error:
-        return str(error)
-    return None
 
 
 def test_write_sample(tmp_path: Path) -> None:
