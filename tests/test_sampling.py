@@ -14,9 +14,9 @@ from rnnmem.chorales.dataset import BEGIN, END, UNK
 from rnnmem.chorales.model import Chorale, Event, figure20_text, figure20_tokens
 from rnnmem.lm.render import check_bars, infer_signature, parse_duration, tokens_to_chorale, write_sample
 from rnnmem.lm.sampling import (
+    NextLogits,
     distribution_next_logits,
     next_distribution,
-    rnn_next_logits,
     sample_sequences,
     stateful_next_logits,
 )
@@ -85,6 +85,32 @@ def test_distribution_callback() -> None:
 
     assert sample_sequences(distribution_next_logits(distribution), VOCAB, 1.0, 1, 4, seed=0) == [
         ["c'4", "e'4", "c'4", "e'4"]]
+
+
+def rnn_next_logits(model, device=None, batch_size: int = 256) -> NextLogits:
+    """The reference callback: every prefix run from its start (right-padded to the longest with its own first id;
+    causal models do not look at the padding after it), for a torch module mapping ``(B, T)`` ids to
+    ``(B, T, V)`` logits (or a tuple whose first element is that). Quadratic in the length."""
+    if device is None:
+        device = next(model.parameters()).device
+    device = torch.device(device)
+
+    @torch.no_grad()
+    def next_logits(prefixes: list[list[int]]) -> np.ndarray:
+        model.eval()
+        rows = []
+        for start in range(0, len(prefixes), batch_size):
+            chunk = prefixes[start:start + batch_size]
+            lengths = torch.tensor([len(p) for p in chunk], device=device)
+            width = int(lengths.max())
+            ids = torch.tensor([p + [p[0]] * (width - len(p)) for p in chunk], dtype=torch.long, device=device)
+            out = model(ids)
+            if isinstance(out, tuple | list):
+                out = out[0]
+            rows.append(out[torch.arange(len(chunk), device=device), lengths - 1].float().cpu().numpy())
+        return np.concatenate(rows).astype(np.float64)
+
+    return next_logits
 
 
 class TinyRNN(torch.nn.Module):

@@ -2,9 +2,8 @@
 
 A model is seen through ``next_logits(prefixes) -> array (len(prefixes), V)``: for each prefix of token ids (each
 starting with ``<s>``), the logits of the next token — log-probabilities (with ``-inf`` for impossible tokens) are
-logits too. :func:`rnn_next_logits` wraps any torch module (it reruns every prefix: time quadratic in the
-length); :func:`stateful_next_logits` wraps a model that continues from a saved state (linear);
-:func:`distribution_next_logits` wraps a model that gives probabilities, such as an n-gram model's
+logits too. :func:`stateful_next_logits` wraps a model that continues from a saved state (one network step per
+token); :func:`distribution_next_logits` wraps a model that gives probabilities, such as an n-gram model's
 ``distribution(context)``.
 
 :func:`sample_sequences` draws each next token from ``softmax(logits / T)``: the report's inverse temperature is
@@ -94,47 +93,14 @@ def sample_sequences(next_logits: NextLogits, vocab: Sequence[str], temperature:
     return [[vocab[t] for t in prefix[1:]] for prefix in prefixes]
 
 
-def rnn_next_logits(model, device=None, batch_size: int = 256) -> NextLogits:
-    """A callback for a torch module mapping ``(B, T)`` long ids to ``(B, T, V)`` logits (or a tuple whose first
-    element is that, e.g. ``(logits, hidden)``).
-
-    Each call runs every prefix from its start, right-padded to the longest with its own first id, and reads the
-    logits at the prefix's last position: causal (recurrent) models do not look at the padding after it. The
-    model is put in eval mode; no gradients. Cost grows with the square of the length, which is fine for sopranos
-    of a few hundred tokens.
-    """
-    import torch
-
-    if device is None:
-        device = next(model.parameters()).device
-    device = torch.device(device)
-
-    @torch.no_grad()
-    def next_logits(prefixes: list[list[int]]) -> np.ndarray:
-        model.eval()
-        rows = []
-        for start in range(0, len(prefixes), batch_size):
-            chunk = prefixes[start:start + batch_size]
-            lengths = torch.tensor([len(p) for p in chunk], device=device)
-            width = int(lengths.max())
-            ids = torch.tensor([p + [p[0]] * (width - len(p)) for p in chunk], dtype=torch.long, device=device)
-            out = model(ids)
-            if isinstance(out, tuple | list):
-                out = out[0]
-            rows.append(out[torch.arange(len(chunk), device=device), lengths - 1].float().cpu().numpy())
-        return np.concatenate(rows).astype(np.float64)
-
-    return next_logits
-
-
 def stateful_next_logits(model, device=None) -> NextLogits:
     """A callback for a model with ``continue_logits(ids (B, T), state) -> (outputs (B, T, V), state)`` (e.g.
     :class:`rnnmem.lm.model.TokenLM`), whose states are batched on dimension 1 like torch's ``(1, B, H)``.
 
     The state reached after each prefix is kept until the next call: a prefix that extends a prefix of the
     previous call by one token costs one step; any other prefix is run from its start (prefixes of equal length
-    together). The logits are those of a full run up to float rounding, whatever order the prefixes come in.
-    The model is put in eval mode; no gradients.
+    together). Whatever order the prefixes come in, the logits are those of a full rerun of each prefix up to
+    float rounding (tested). The model is put in eval mode; no gradients.
     """
     import torch
 
