@@ -10,14 +10,15 @@ import pandas as pd
 
 from rnnmem.lm.data import load_token_data
 from rnnmem.lm.model import matched_hidden
-from rnnmem.lm.train import train_lm
+from rnnmem.lm.train import resolve_settings, train_lm
 
 
 def bench_lm(tokens: Path, vocab: Path, params: int = 30000, epochs: int = 2) -> pd.DataFrame:
     """Train each model ``epochs`` epochs in each regime (CPU or CUDA as the run would) and time it."""
     data = load_token_data(tokens, vocab)
     rows = []
-    for regime, embedding in (("seed", None), ("modern", 32)):
+    for regime in ("seed", "modern"):
+        embedding = resolve_settings(regime, {}).get("embedding")  # the defaults train_lm uses below
         for kind in ("vanilla", "gru", "lstm"):
             hidden = matched_hidden(kind, data.vocab_size, params, embedding)
             with tempfile.TemporaryDirectory() as folder:

@@ -24,7 +24,7 @@ from rnnmem.lm.model import lm_parameter_count, matched_hidden
 from rnnmem.lm.ngram import KneserNeyLM, select_order
 from rnnmem.lm.render import tokens_to_chorale, write_sample
 from rnnmem.lm.sampling import sample_sequences, stateful_next_logits
-from rnnmem.lm.train import load_trained, train_lm
+from rnnmem.lm.train import load_trained, resolve_settings, train_lm
 from rnnmem.runtime import pick_device
 
 SCORE_COLUMNS = ["source", "model", "kind", "size", "hidden", "params", "regime", "seed", "nll_test", "bits_per_token",
@@ -39,7 +39,7 @@ def model_hidden(spec: dict[str, Any], vocab: int, regime: str, settings: dict[s
     """A model's hidden size: given, or matched to a parameter budget (one-hot input in the seed regime)."""
     if "hidden" in spec:
         return int(spec["hidden"])
-    embedding = None if regime == "seed" else settings.get("embedding", 32)
+    embedding = resolve_settings(regime, settings).get("embedding")  # none in the seed regime (one-hot input)
     return matched_hidden(spec["model"], vocab, int(spec["params"]), embedding)
 
 
@@ -75,10 +75,10 @@ def lm_score(params: dict[str, Any], tokens: Path, vocab: Path, model_path: Path
     model, curve = load_trained(model_path, device=pick_device())
     scores = evaluate_lm(model, data.ids["test"], notes=data.notes["test"])
     spec, regime = params["model"], params["regime"]
-    embedding = None if regime == "seed" else params["settings"].get("embedding", 32)
+    count = lm_parameter_count(spec["model"], data.vocab_size, model.hidden, model.embedding_dim)
     row = {
         "source": params["source"], "model": spec["name"], "kind": spec["model"], "size": spec["size"],
-        "hidden": model.hidden, "params": lm_parameter_count(spec["model"], data.vocab_size, model.hidden, embedding),
+        "hidden": model.hidden, "params": count,
         "regime": regime, "seed": params["seed"], "nll_test": scores["nll"], "bits_per_token": scores["bits_per_token"],
         "perplexity": scores["perplexity"], "bits_per_note": scores["bits_per_note"], "accuracy": scores["accuracy"],
         "squared_error": scores["squared_error"], "squared_error_softmax": scores["squared_error_softmax"],

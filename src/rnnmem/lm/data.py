@@ -19,6 +19,7 @@ import torch
 SPLITS = ("train", "valid", "test")
 NOTE_LETTERS = frozenset("abcdefg")
 PAD_TARGET = -1  # target of a padded step: ignored by every loss and metric
+PAD_ID = 0  # input id of a padded step (its outputs are never scored)
 
 
 class TokenDataError(ValueError):
@@ -46,15 +47,6 @@ class TokenData:
     def predicted_tokens(self, split: str) -> int:
         """Tokens a model predicts in ``split``: every token after the first (``<s>``) of each chorale."""
         return sum(len(seq) - 1 for seq in self.ids[split])
-
-    def subset(self, per_split: int) -> TokenData:
-        """The first ``per_split`` chorales of each split (for quick tests and timings)."""
-        return TokenData(
-            self.vocab,
-            {s: v[:per_split] for s, v in self.ids.items()},
-            {s: v[:per_split] for s, v in self.numbers.items()},
-            {s: v[:per_split] for s, v in self.notes.items()},
-        )
 
 
 def load_token_data(tokens_path: str | Path, vocab_path: str | Path) -> TokenData:

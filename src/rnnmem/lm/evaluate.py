@@ -28,9 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rnnmem.lm.data import PAD_TARGET, pad_batch
-
-PAD_ID = 0
+from rnnmem.lm.data import PAD_ID, PAD_TARGET, pad_batch
 
 
 @torch.no_grad()

@@ -15,7 +15,6 @@ LSTM/RNN's second bias is zero and frozen, so :func:`lm_parameter_count` equals 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -78,10 +77,6 @@ class TokenLM(nn.Module):
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         self.kind, self.vocab_size, self.hidden = kind, vocab, hidden
         self.embedding_dim = embedding or None
-        self.config: dict[str, Any] = {
-            "kind": kind, "vocab": vocab, "hidden": hidden, "embedding": self.embedding_dim, "dropout": dropout,
-            "activation": activation, "init": init, "seed": seed, "fused": fused,
-        }
         generators = [torch.Generator().manual_seed(3 * int(seed) + k) for k in range(3)]
         self.embedding: nn.Embedding | None = None
         if self.embedding_dim:

@@ -57,7 +57,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnmem.atomic import atomic_path
-from rnnmem.lm.data import PAD_TARGET, TokenData, pad_batch
+from rnnmem.lm.data import PAD_ID, PAD_TARGET, TokenData, pad_batch
 from rnnmem.lm.evaluate import evaluate_lm
 from rnnmem.lm.model import TokenLM
 from rnnmem.progress import progress
@@ -65,7 +65,6 @@ from rnnmem.runtime import pick_device
 
 REGIMES = ("seed", "modern")
 CHECKPOINT_FORMAT = 1
-PAD_ID = 0  # input id of a padded step (its outputs are never scored)
 
 SEED_DEFAULTS: dict[str, Any] = {
     "lr": 3e-4, "lr_divisor": 1.5, "tolerance": 0.01, "checkpoint_every": 1000, "activation": "logistic",
