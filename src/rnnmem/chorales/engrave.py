@@ -33,7 +33,7 @@ MARGIN_PX = 12
 STDERR_TAIL = 2000
 # A bar longer than this many times the time signature may break across lines (a generated melody can hold
 # hundreds of notes in one bar; a line that cannot break overflows the page).
-LONG_BAR = 2
+BREAKABLE_BAR = 2
 
 
 def lilypond_executable() -> Path:
@@ -65,30 +65,9 @@ def _duration(length: Fraction) -> str:
         return f"1*{length.numerator}/{length.denominator}"
 
 
-def _signature_length(signature: str) -> Fraction:
-    try:
-        numerator, denominator = (int(x) for x in signature.split("/"))
-        return Fraction(numerator, denominator)
-    except ValueError as error:
-        raise ChoraleError(f"not a time signature: {signature!r}") from error
-
-
 def _event_text(event: Event) -> str:
     body = ("r" if event.kind == "rest" else event.pitch) + model.lily_duration(event.duration)
     return body + ("~" if event.tie and event.kind == "note" else "") + ("\\fermata" if event.fermata else "")
-
-
-def _measures(events: list[Event]) -> list[list[Event]]:
-    """Notes and rests between bar events; empty measures (doubled or trailing bars) are dropped."""
-    measures: list[list[Event]] = [[]]
-    for event in events:
-        if event.kind == "bar":
-            measures.append([])
-        elif event.kind in ("note", "rest"):
-            measures[-1].append(event)
-        else:
-            raise ChoraleError(f"unknown event kind {event.kind!r}")
-    return [m for m in measures if m]
 
 
 def music_lines(chorale: Chorale) -> list[str]:
@@ -96,13 +75,13 @@ def music_lines(chorale: Chorale) -> list[str]:
     if chorale.mode not in model.MODES:
         raise ChoraleError(f"chorale {chorale.number}: mode {chorale.mode!r} is not one of {model.MODES}")
     signatures = list(chorale.time_signatures) or ["4/4"]
-    lengths = {_signature_length(s): s for s in reversed(signatures)}  # first listed wins for equal lengths
+    lengths = {model.signature_length(s): s for s in reversed(signatures)}  # first listed wins for equal lengths
     signature = signatures[0]
-    current = _signature_length(signature)
+    current = model.signature_length(signature)
     lines = [f"\\key {chorale.key_tonic} \\{chorale.mode}", f"\\time {signature}"]
-    measures = _measures(chorale.events)
+    measures = model.measures(chorale.events)
     for index, measure in enumerate(measures):
-        length = sum((e.duration for e in measure), Fraction(0))
+        length = model.measure_length(measure)
         last = index == len(measures) - 1
         prefix, suffix = [], " |"
         if length != current:
@@ -114,7 +93,7 @@ def music_lines(chorale: Chorale) -> list[str]:
             elif length > current or not last:  # an irregular bar: this one only, the signature stays
                 prefix.append(f"\\set Timing.measureLength = {_moment(length)}")
                 suffix = f" | \\set Timing.measureLength = {_moment(current)}"
-                if length > LONG_BAR * current:  # LilyPond breaks lines only at bar lines unless told otherwise
+                if length > BREAKABLE_BAR * current:  # LilyPond breaks lines only at bar lines unless told otherwise
                     prefix.append("\\set Score.forbidBreakBetweenBarLines = ##f")
                     suffix += " \\set Score.forbidBreakBetweenBarLines = ##t"
         if last:
@@ -127,7 +106,7 @@ def page_height_cm(chorale: Chorale) -> int:
     """A page that holds the whole melody: room for the title and 3 cm per system, counting a system per three
     bars or per twelve notes and rests, whichever is more (a 16 cm line holds at least five bars of a chorale
     melody), so one page always suffices and it stays small to render."""
-    bars = len(_measures(chorale.events))
+    bars = len(model.measures(chorale.events))
     sounds = sum(1 for e in chorale.events if e.kind != "bar")
     return 10 + 3 * max(-(-bars // 3), -(-sounds // 12))
 

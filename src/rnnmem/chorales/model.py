@@ -138,6 +138,42 @@ def lily_duration(duration: Fraction) -> str:
     raise ChoraleError(f"duration {duration} is not a (dotted) LilyPond duration")
 
 
+def parse_duration(text: str) -> Fraction:
+    """``4`` -> 1/4, ``4.`` -> 3/8, ``8..`` -> 7/32, ``\\breve`` -> 2 (the inverse of :func:`lily_duration`)."""
+    if text == "\\breve":
+        return Fraction(2)
+    dots = len(text) - len(text.rstrip("."))
+    base = Fraction(1, int(text.rstrip(".")))
+    return base * (2 - Fraction(1, 2**dots))
+
+
+def signature_length(signature: str) -> Fraction:
+    """``3/4`` -> 3/4 of a whole note; ChoraleError for anything that is not ``n/d``."""
+    try:
+        numerator, denominator = (int(x) for x in signature.split("/"))
+        return Fraction(numerator, denominator)
+    except ValueError as error:
+        raise ChoraleError(f"not a time signature: {signature!r}") from error
+
+
+def measures(events: list[Event]) -> list[list[Event]]:
+    """Notes and rests between bar events; empty measures (doubled or trailing bar lines) are dropped."""
+    result: list[list[Event]] = [[]]
+    for event in events:
+        if event.kind == "bar":
+            result.append([])
+        elif event.kind in ("note", "rest"):
+            result[-1].append(event)
+        else:
+            raise ChoraleError(f"unknown event kind {event.kind!r}")
+    return [m for m in result if m]
+
+
+def measure_length(measure: list[Event]) -> Fraction:
+    """The summed durations of a measure's notes and rests, in whole notes."""
+    return sum((e.duration for e in measure), Fraction(0))
+
+
 def event_token(event: Event) -> str:
     """One token: ``e'4.``, ``r8``, ``c''2~`` (tied to the next), or ``|``; fermatas are separate tokens."""
     if event.kind == "bar":

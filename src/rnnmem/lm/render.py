@@ -35,7 +35,16 @@ from typing import Any
 
 from rnnmem.atomic import atomic_path, write_text
 from rnnmem.chorales.dataset import BEGIN, END, UNK
-from rnnmem.chorales.model import Chorale, ChoraleError, Event, lily_to_music21
+from rnnmem.chorales.model import (
+    Chorale,
+    ChoraleError,
+    Event,
+    lily_to_music21,
+    measure_length,
+    measures,
+    parse_duration,
+    signature_length,
+)
 
 NOTE_TOKEN = re.compile(r"^(?P<pitch>[a-g](?:isis|eses|is|es)?[',]*|r)(?P<duration>\\breve|(?:1|2|4|8|16|32|64)\.{0,2})"
                         r"(?P<tie>~?)$")
@@ -51,15 +60,6 @@ LONG_BAR = SIGNATURE_RANGE[1]
 
 
 # --- tokens -> Chorale ----------------------------------------------------------------------------------------------
-
-def parse_duration(text: str) -> Fraction:
-    """``4`` -> 1/4, ``4.`` -> 3/8, ``8..`` -> 7/32, ``\\breve`` -> 2 (the inverse of ``lily_duration``)."""
-    if text == "\\breve":
-        return Fraction(2)
-    dots = len(text) - len(text.rstrip("."))
-    base = Fraction(1, int(text.rstrip(".")))
-    return base * (2 - Fraction(1, 2**dots))
-
 
 def parse_token(token: str) -> Event | None:
     """The note or rest of one token (a tie kept as written, also on a rest), or None if it is neither."""
@@ -78,11 +78,6 @@ def note_body(token: str) -> str | None:
     return None if event is None or event.kind != "note" else token.rstrip("~")
 
 
-def signature_length(signature: str) -> Fraction:
-    numerator, denominator = (int(x) for x in signature.split("/"))
-    return Fraction(numerator, denominator)
-
-
 def length_text(length: Fraction) -> str:
     """A bar length as a time signature: 1 -> ``4/4``, 5/4 -> ``5/4``, 1/2 -> ``2/4``, 7/8 -> ``7/8``."""
     for denominator in (4, 8, 16, 32, 64, 128):
@@ -94,21 +89,6 @@ def length_text(length: Fraction) -> str:
 
 def signature_for(length: Fraction) -> str:
     return SIGNATURES.get(length) or length_text(length)
-
-
-def measures(events: list[Event]) -> list[list[Event]]:
-    """Notes and rests between bar events; empty measures (a trailing bar line) are dropped."""
-    result: list[list[Event]] = [[]]
-    for event in events:
-        if event.kind == "bar":
-            result.append([])
-        else:
-            result[-1].append(event)
-    return [m for m in result if m]
-
-
-def measure_length(measure: list[Event]) -> Fraction:
-    return sum((e.duration for e in measure), Fraction(0))
 
 
 def infer_signature(events: list[Event]) -> str:
