@@ -68,8 +68,8 @@ def first_difference(a: Sequence[Note], b: Sequence[Note]) -> str:
 
 
 def compare_sources(a: list[Chorale], b: list[Chorale]) -> pd.DataFrame:
-    """One row per chorale number present in both lists, by number: ``number, bwv_a, bwv_b, identical,
-    edit_distance, notes_a, notes_b, first_difference`` (see the module for what is compared)."""
+    """One row per chorale number present in both lists, by number, with the columns of :data:`COLUMNS` (see the
+    module for what is compared)."""
     by_number_a, by_number_b = _by_number(a, "a"), _by_number(b, "b")
     rows = []
     for number in sorted(by_number_a.keys() & by_number_b.keys()):

@@ -178,12 +178,6 @@ def title_key(title: str, words: int = TITLE_WORDS) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text)[:words])
 
 
-def melody_similarity(a: Chorale, b: Chorale) -> float:
-    """The best :func:`similarity_ratio` of the two melodies' intervals, each taken whole or, if it writes out
-    the repeat of its opening, without it (:func:`drop_repeat`)."""
-    return max(similarity_ratio(x, y) for x in _variants(melody_key(a)) for y in _variants(melody_key(b)))
-
-
 def _variants(key: Sequence[str]) -> list[tuple[int, ...]]:
     without_repeat = drop_repeat(key)
     return [melody_intervals(key)] + ([melody_intervals(without_repeat)] if without_repeat is not None else [])
@@ -195,7 +189,8 @@ def tune_groups(chorales: Sequence[Chorale], similarity: float = DEFAULT_SIMILAR
     Two chorales are the same tune when any of these holds, and groups are closed under it (union-find):
 
     * their :func:`melody_key` is identical;
-    * their :func:`melody_similarity` is at least ``similarity``. It compares semitone intervals, so a setting
+    * the best :func:`similarity_ratio` of their semitone intervals, each melody taken whole or without a
+      written-out repeat of its opening (:func:`drop_repeat`), is at least ``similarity``. Intervals, so a setting
       declared in another key or mode (transposed differently) or spelled enharmonically still matches; it is
       ``1 - levenshtein / longer length``, so 0.7 allows about one changed, added or dropped note in three
       (passing notes, a different rhythm split into more notes, a changed cadence) — see
