@@ -1,4 +1,5 @@
-"""Shared fixtures: a temporary copy of the workflow, and a runner for `python -m snakemake` inside it."""
+"""Shared fixtures: a temporary copy of the workflow, a runner for `python -m snakemake` inside it, and where
+the optional inputs (../shared, the LilyPond binary) are."""
 
 from __future__ import annotations
 
@@ -13,7 +14,22 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "tests/config.smoke.yaml",
                   "tests/config.smoke-lilypond.yaml")
-SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "hardy-lilypond-chorales.tar.gz"
+# ../shared beside the project (present in CI, absent in a user's clone): the Hardy archive and its checksums.
+SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_ARCHIVE = SHARED_DATA / "hardy-lilypond-chorales.tar.gz"
+SHARED_SUMS = SHARED_DATA / "hardy-lilypond-chorales.SHA256SUMS"
+
+
+def lilypond_missing() -> str | None:
+    """Why the LilyPond binary cannot be used, or None when it can."""
+    from rnnmem.chorales.engrave import lilypond_executable
+    from rnnmem.chorales.model import ChoraleError
+
+    try:
+        lilypond_executable()
+    except ChoraleError as error:
+        return str(error)
+    return None
 
 
 def copy_workflow(target: Path) -> Path:

@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from conftest import lilypond_missing
 
 from rnnmem.chorales import engrave
 from rnnmem.chorales.model import Chorale, ChoraleError, Event
@@ -27,15 +28,6 @@ def two_bars(**changes) -> Chorale:
                   key_tonic="c", mode="major", events=events, transposed_from="g")
     fields.update(changes)
     return Chorale(**fields)
-
-
-def lilypond_missing() -> str | None:
-    """Why the LilyPond binary cannot be used, or None when it can."""
-    try:
-        engrave.lilypond_executable()
-    except ChoraleError as error:
-        return str(error)
-    return None
 
 
 needs_lilypond = pytest.mark.skipif(lilypond_missing() is not None,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SHARED_ARCHIVE, SHARED_SUMS
 
 from rnnmem.chorales import fetch
 from rnnmem.chorales.fetch import (
@@ -25,9 +26,6 @@ from rnnmem.chorales.fetch import (
     load_manifest,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-SHARED_ARCHIVE = SHARED / "hardy-lilypond-chorales.tar.gz"
-SHARED_SUMS = SHARED / "hardy-lilypond-chorales.SHA256SUMS"
 PACKAGED = Path(fetch.__file__).with_name("hardy.sha256")
 
 TOP = "MusicForAWhile-0123456789abcdef"

@@ -8,12 +8,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_ARCHIVE as ARCHIVE
 
 from rnnmem.chorales import model
 from rnnmem.chorales.lilypond_source import duplicate_of, load_lilypond_chorales, parse_score
 from rnnmem.chorales.model import ChoraleError, Event
 
-ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hardy-lilypond-chorales.tar.gz"
 SOURCES = "MusicForAWhile-8cf4e840afd5fba3325559c5970dba5d19419182/bin/DB/Bach/choralgesange/sources-ly"
 BWV269_PREFIX = (
     "c'4 | c'2 g'4 | e'4. d'8 c'4 | c'4. d'8 e'4 | d'2 \\ e'4 | g'2 f'4 | e'4 d'2 | c'2 \\ e'4 | e'4 f'4 g'4"

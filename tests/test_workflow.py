@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -9,6 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, SHARED_ARCHIVE, copy_workflow, run_snakemake, smoke_configs, snakemake_env
+
+from rnnmem.chorales.dataset import BEGIN, END
+from rnnmem.chorales.model import Chorale, figure20_tokens
+from rnnmem.lm.render import tokens_to_chorale
 
 pytestmark = pytest.mark.workflow
 
@@ -133,3 +138,13 @@ def test_lilypond_source_and_agreement(smoke_run):
     agreement = pd.read_csv(smoke_run / "results/chorales/source_agreement.csv")
     assert {"identical", "same_up_to_transposition", "edit_distance", "first_difference"} <= set(agreement.columns)
     assert agreement["identical"].sum() >= len(agreement) // 2
+
+
+def test_sample_renderer_reads_back_every_smoke_chorale(smoke_run):
+    """Real sopranos to figure-20 tokens and back: the sample renderer reads what the data set writes."""
+    path = smoke_run / "results/chorales/music21/transposed.jsonl"
+    chorales = [Chorale.from_json(json.loads(line)) for line in path.read_text().splitlines()]
+    assert chorales
+    for chorale in chorales:
+        parsed, _ = tokens_to_chorale([BEGIN, *figure20_tokens(chorale), END])
+        assert figure20_tokens(parsed) == figure20_tokens(chorale)
