@@ -204,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command.startswith("chorales-"):
+        return _run_chorales(args)
     from rnnmem import jobs  # after configure_torch: imports torch-heavy modules
 
     if args.command == "reber-train":
@@ -234,22 +236,29 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "capacity-figures":
         jobs.capacity_figures(args.params, args.esn, args.gru, args.totals, args.dlk, args.fig16, args.mc_gru,
                               args.mc_total, args.dlk_vs_mc)
-    elif args.command == "chorales-fetch":
-        jobs.chorales_fetch(args.url, args.archive, args.scores_dir, args.listing)
-    elif args.command == "chorales-events":
-        jobs.chorales_events(args.source, args.params, args.listing, args.events, args.transposed, args.skipped)
-    elif args.command == "chorales-dataset":
-        jobs.chorales_dataset(args.params, args.transposed, args.skipped, args.out_dir)
-    elif args.command == "chorales-agreement":
-        jobs.chorales_agreement(args.lilypond, args.music21, args.out)
-    elif args.command == "chorales-score":
-        jobs.chorales_score(args.transposed, args.number, args.out)
     elif args.command.startswith(("lm-", "fig21", "learning-curves")):
         return _run_lm(args)
     elif args.command == "bench":
         from rnnmem.bench import run_bench
 
         run_bench(args.out_dir, args.repeats)
+    return 0
+
+
+def _run_chorales(args: argparse.Namespace) -> int:
+    from rnnmem import chorale_jobs
+
+    if args.command == "chorales-fetch":
+        chorale_jobs.chorales_fetch(args.url, args.archive, args.scores_dir, args.listing)
+    elif args.command == "chorales-events":
+        chorale_jobs.chorales_events(args.source, args.params, args.listing, args.events, args.transposed,
+                                     args.skipped)
+    elif args.command == "chorales-dataset":
+        chorale_jobs.chorales_dataset(args.params, args.transposed, args.skipped, args.out_dir)
+    elif args.command == "chorales-agreement":
+        chorale_jobs.chorales_agreement(args.lilypond, args.music21, args.out)
+    elif args.command == "chorales-score":
+        chorale_jobs.chorales_score(args.transposed, args.number, args.out)
     return 0
 
 

@@ -15,14 +15,6 @@ import pandas as pd
 from rnnmem import plots, plots_capacity, plots_dlk, plots_gradients
 from rnnmem.atomic import write_csv, write_text
 from rnnmem.checkpoints import load_ensemble, save_ensemble
-from rnnmem.chorales.agreement import agreement_summary, compare_sources
-from rnnmem.chorales.dataset import write_dataset
-from rnnmem.chorales.engrave import engrave_png
-from rnnmem.chorales.fetch import fetch_lilypond_scores
-from rnnmem.chorales.lilypond_source import file_number, load_lilypond_chorales
-from rnnmem.chorales.model import ChoraleError, transpose_to_c
-from rnnmem.chorales.music21_source import load_music21_chorales
-from rnnmem.chorales.store import read_chorales, write_chorales, write_skipped
 from rnnmem.grammars import EMBEDDED_REBER, REBER, sample_reber
 from rnnmem.indistinguishable import PROBE_PAIR, final_state_differences
 from rnnmem.memory.capacity import (
@@ -259,53 +251,3 @@ def capacity_figures(params: dict[str, Any], esn: Path, gru: Path, totals: Path,
     dlk_frames = {model: pd.read_csv(path) for model, path in zip(params["dlk_models"], dlk_tables, strict=True)}
     plots_capacity.fig_dlk_vs_mc(dlk_frames, {esn_label: esn_table, gru_label: gru_table}, params["compare_k"],
                                  dlk_vs_mc)
-
-
-def chorales_fetch(url: str, archive: Path, scores_dir: Path, listing: Path) -> None:
-    """Download the LilyPond archive, verify every original score against the manifest, extract them."""
-    table = fetch_lilypond_scores(url, archive, scores_dir)
-    write_csv(listing, table)
-    print(f"{len(table)} scores verified and extracted from {url}", flush=True)
-
-
-def chorales_events(source: str, params: dict[str, Any], listing: Path | None, events_out: Path,
-                    transposed_out: Path, skipped_out: Path) -> None:
-    """One source's chorales as normalized events, as written and transposed to C, plus the skipped files."""
-    numbers = params["numbers"] or None
-    if source == "music21":
-        chorales, skipped = load_music21_chorales(params["repeats"], params["on_bad_file"], numbers)
-    else:
-        files = [listing.parent / "ly" / name for name in pd.read_csv(listing)["file"]]
-        if numbers is not None:
-            wanted = set(numbers)
-            files = [path for path in files if file_number(path) in wanted]
-        chorales, skipped = load_lilypond_chorales(files, params["repeats"], params["on_bad_file"])
-    transposed = [transpose_to_c(chorale) for chorale in chorales]
-    write_chorales(events_out, chorales)
-    write_chorales(transposed_out, transposed)
-    write_skipped(skipped_out, skipped)
-    print(f"{source}: {len(chorales)} chorales, {len(skipped)} skipped", flush=True)
-
-
-def chorales_dataset(params: dict[str, Any], transposed: Path, skipped: Path, out_dir: Path) -> None:
-    """Figure-20 texts, tokens, training-split vocabulary, tune-grouped splits and stats."""
-    split = params["split"]
-    write_dataset(read_chorales(transposed), out_dir, split["seed"], split["valid"], split["test"],
-                  skipped_count=len(pd.read_csv(skipped)), similarity=split["similarity"])
-
-
-def chorales_agreement(lilypond: Path, music21: Path, out: Path) -> None:
-    """Per chorale present in both sources: identical transposed soprano or not, edit distance, first difference."""
-    table = compare_sources(read_chorales(lilypond), read_chorales(music21))
-    write_csv(out, table)
-    print(agreement_summary(table), flush=True)
-
-
-def chorales_score(transposed: Path, number: int, out: Path) -> None:
-    """Engrave one transposed soprano with LilyPond (tight PNG)."""
-    chorales = {chorale.number: chorale for chorale in read_chorales(transposed)}
-    if number not in chorales:
-        raise ChoraleError(f"{transposed}: no chorale number {number} (skipped or not selected)")
-    chorale = chorales[number]
-    title = f"BWV {chorale.bwv} (No. {number}), soprano in C"
-    engrave_png(chorale, out, title)
