@@ -4,9 +4,10 @@
 fermata note; ``<s>``/``</s>`` around them are dropped) without repairing anything a network got wrong:
 
 * a malformed token (not a note, rest, bar line or fermata; ``<unk>``; a marker in the middle; a ``\\`` that does
-  not follow a note or rest; a ``|`` before the first note or right after another ``|``) is skipped and reported;
+  not follow a note or rest; a ``|`` before the first note or rest, or right after another ``|``) is skipped
+  and reported;
 * a tie (``~``) that is not followed by a note of the same pitch (bar lines between are fine) is dropped and
-  reported; the note itself is kept;
+  reported (``note N`` counts notes and rests from 1); the note itself is kept;
 * bars are kept exactly as generated; one whose length is not that of the time signature is reported
   (``bar 5: 5/4 in 4/4``). The time signature is the most common length of the complete bars (all but the first
   and the last, when there are three or more; the longest on a tie; 2/4 to 8/4, else 4/4): ``3/4``, ``4/4``,
@@ -159,7 +160,7 @@ def tokens_to_chorale(tokens: list[str], number: int = 0, title: str = "", *, ke
                 problems.append(f"{where}: empty bar skipped")
                 continue
             if not events:
-                problems.append(f"{where}: bar line before any note skipped")
+                problems.append(f"{where}: bar line before any note or rest skipped")
                 continue
             events.append(Event("bar"))
             previous = "bar"
