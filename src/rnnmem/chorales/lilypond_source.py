@@ -37,10 +37,8 @@ import ly.music
 import ly.pitch
 from ly.music import items
 
-from rnnmem.chorales.model import MODES, NOTE_NAMES, Chorale, ChoraleError, Event
+from rnnmem.chorales.model import MODES, NOTE_NAMES, Chorale, ChoraleError, Event, check_source_options
 
-REPEAT_MODES = ("as_written", "unfold")
-ON_BAD_FILE = ("skip", "error")
 PARALLEL_ABOVE = 20  # files; more than this are parsed by a pool of 2 processes
 WORKERS = 2
 
@@ -86,8 +84,7 @@ def file_bwv(path: Path) -> tuple[str, str | None]:
 def parse_score(path: Path, repeats: str = "as_written") -> Chorale:
     """The soprano of one Hardy .ly file as a Chorale (source "lilypond"); ChoraleError names the file and problem."""
     path = Path(path)
-    if repeats not in REPEAT_MODES:
-        raise ValueError(f"repeats must be one of {REPEAT_MODES}, not {repeats!r}")
+    check_source_options(repeats)
     name = path.name
     number = file_number(path)
     if number is None:
@@ -147,10 +144,7 @@ def load_lilypond_chorales(files: list[Path], repeats: str = "as_written",
     bad file in the given order raises ChoraleError naming it (transposed duplicates are skipped all the same).
     More than PARALLEL_ABOVE files are parsed by 2 processes; the result does not depend on that.
     """
-    if on_bad_file not in ON_BAD_FILE:
-        raise ValueError(f"on_bad_file must be one of {ON_BAD_FILE}, not {on_bad_file!r}")
-    if repeats not in REPEAT_MODES:
-        raise ValueError(f"repeats must be one of {REPEAT_MODES}, not {repeats!r}")
+    check_source_options(repeats, on_bad_file)
     files = [Path(f) for f in files]
     chorales: list[Chorale] = []
     skipped: list[dict] = []

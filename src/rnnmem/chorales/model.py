@@ -83,6 +83,20 @@ class Chorale:
 
 # --- pitches ----------------------------------------------------------------------------------------------------
 
+# How a source treats written repeats, and what it does with a file it cannot use (config: chorales.repeats,
+# chorales.on_bad_file); both sources accept the same values.
+REPEAT_MODES = ("as_written", "unfold")
+ON_BAD_FILE = ("skip", "error")
+
+
+def check_source_options(repeats: str, on_bad_file: str | None = None) -> None:
+    """ValueError for a ``repeats`` or ``on_bad_file`` value no source knows."""
+    if repeats not in REPEAT_MODES:
+        raise ValueError(f"repeats must be one of {REPEAT_MODES}, not {repeats!r}")
+    if on_bad_file is not None and on_bad_file not in ON_BAD_FILE:
+        raise ValueError(f"on_bad_file must be one of {ON_BAD_FILE}, not {on_bad_file!r}")
+
+
 def lily_to_music21(name: str) -> pitch.Pitch:
     """``fis'`` -> F#4 (LilyPond's c' is middle C, C4)."""
     base = name.rstrip("',")

@@ -32,11 +32,17 @@ from music21 import analysis, bar, converter, expressions, key, meter, repeat, s
 from music21.corpus import chorales as m21_chorales
 from music21.corpus import manager as corpus_manager
 
-from rnnmem.chorales.model import Chorale, ChoraleError, Event, lily_duration, music21_to_lily, tonic_name
+from rnnmem.chorales.model import (
+    Chorale,
+    ChoraleError,
+    Event,
+    check_source_options,
+    lily_duration,
+    music21_to_lily,
+    tonic_name,
+)
 
 SOURCE = "music21"
-REPEATS = ("as_written", "unfold")
-ON_BAD_FILE = ("error", "skip")
 NUMBERS = range(1, 372)
 FILE_PREFERENCE = (".mxl", ".musicxml", ".xml", ".krn")
 WORKERS = 2
@@ -191,8 +197,7 @@ def _join_measures(bars: list[tuple[str, list[Event], Fraction, Fraction, bool]]
 
 def chorale_from_score(score: stream.Score, number: int, repeats: str = "as_written") -> Chorale:
     """The soprano of a parsed chorale as a ``Chorale`` (see the module docstring for bars and repeats)."""
-    if repeats not in REPEATS:
-        raise ValueError(f"repeats must be one of {REPEATS}, not {repeats!r}")
+    check_source_options(repeats)
     designation = bwv_designation(score)
     md = score.metadata
     title = (md.title or md.movementName or "") if md is not None else ""
@@ -340,10 +345,7 @@ def load_music21_chorales(repeats: str, on_bad_file: str, numbers: list[int] | N
     parse the files (the order and the result do not depend on it); ``cache`` reads the pickles music21 keeps in
     its scratch directory (from ``corpus.parse`` calls) where they exist: a third less CPU; the chorales are the same.
     """
-    if repeats not in REPEATS:
-        raise ValueError(f"repeats must be one of {REPEATS}, not {repeats!r}")
-    if on_bad_file not in ON_BAD_FILE:
-        raise ValueError(f"on_bad_file must be one of {ON_BAD_FILE}, not {on_bad_file!r}")
+    check_source_options(repeats, on_bad_file)
     wanted = sorted(set(NUMBERS if numbers is None else numbers))
     table = riemenschneider_table()
     shared = _shared_files(table)
