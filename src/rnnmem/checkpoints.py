@@ -10,9 +10,10 @@ import torch
 
 from rnnmem.atomic import atomic_path, write_json
 from rnnmem.cells import SequencePredictor
+from rnnmem.errors import RnnmemError
 
 
-class ModelFileError(RuntimeError):
+class ModelFileError(RnnmemError, RuntimeError):
     """A model file is missing, unreadable or does not match its description."""
 
 

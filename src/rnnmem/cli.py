@@ -189,16 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_torch(args.threads)
-    from rnnmem.checkpoints import ModelFileError
-    from rnnmem.chorales.fetch import FetchError
-    from rnnmem.chorales.model import ChoraleError
-    from rnnmem.config import ConfigError
-    from rnnmem.lm.train import CheckpointError
-    from rnnmem.memory import NonFiniteStatesError
+    from rnnmem.errors import RnnmemError
 
     try:
         return _run(args)
-    except (ModelFileError, ConfigError, NonFiniteStatesError, ChoraleError, FetchError, CheckpointError) as error:
+    except RnnmemError as error:
         print(f"rnnmem {args.command}: error: {error}", file=sys.stderr)
         return 1
 

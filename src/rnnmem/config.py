@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rnnmem.errors import RnnmemError
 
-class ConfigError(ValueError):
+
+class ConfigError(RnnmemError, ValueError):
     """The config is well-typed but inconsistent; the message names the key."""
 
 

@@ -30,6 +30,7 @@ from typing import BinaryIO
 import pandas as pd
 
 from rnnmem.atomic import atomic_path
+from rnnmem.errors import RnnmemError
 
 DEFAULT_URL = (
     "https://github.com/nicofarr/MusicForAWhile/archive/8cf4e840afd5fba3325559c5970dba5d19419182.tar.gz"
@@ -44,7 +45,7 @@ _READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
 Visitor = Callable[[tarfile.TarFile, tarfile.TarInfo], None]
 
 
-class FetchError(RuntimeError):
+class FetchError(RnnmemError, RuntimeError):
     """A download or verification failed; the message names the URL, archive, member or file."""
 
 

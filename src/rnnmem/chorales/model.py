@@ -15,13 +15,15 @@ from typing import Any
 
 from music21 import interval, pitch
 
+from rnnmem.errors import RnnmemError
+
 NOTE_NAMES = "cdefgab"
 MODES = ("major", "minor", "dorian", "phrygian", "lydian", "mixolydian", "aeolian", "ionian", "locrian")
 LILY_ACCIDENTALS = {"": "", "is": "#", "isis": "##", "es": "-", "eses": "--"}
 M21_ACCIDENTALS = {v: k for k, v in LILY_ACCIDENTALS.items()}
 
 
-class ChoraleError(ValueError):
+class ChoraleError(RnnmemError, ValueError):
     """A chorale cannot be used; the message names the file or number and the problem."""
 
 

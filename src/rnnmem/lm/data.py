@@ -16,13 +16,15 @@ from pathlib import Path
 
 import torch
 
+from rnnmem.errors import RnnmemError
+
 SPLITS = ("train", "valid", "test")
 NOTE_LETTERS = frozenset("abcdefg")
 PAD_TARGET = -1  # target of a padded step: ignored by every loss and metric
 PAD_ID = 0  # input id of a padded step (its outputs are never scored)
 
 
-class TokenDataError(ValueError):
+class TokenDataError(RnnmemError, ValueError):
     """The token files are missing or malformed; the message names the file."""
 
 

@@ -57,6 +57,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnmem.atomic import atomic_path
+from rnnmem.errors import RnnmemError
 from rnnmem.lm.data import PAD_ID, PAD_TARGET, TokenData, pad_batch
 from rnnmem.lm.evaluate import evaluate_lm
 from rnnmem.lm.model import TokenLM
@@ -82,7 +83,7 @@ StepHook = Callable[[TokenLM, int], None]
 """Called after every optimizer step (and any checkpoint it writes) with the model and the steps done so far."""
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(RnnmemError, RuntimeError):
     """A checkpoint cannot be read or belongs to another run; the message names the file."""
 
 
