@@ -52,6 +52,14 @@ def test_round_trip(tmp_path: Path, kind: str) -> None:
     assert sorted(p.name for p in weights.parent.iterdir()) == ["ens.json", "ens.pt"]
 
 
+def test_same_weights_give_the_same_bytes(tmp_path: Path) -> None:
+    """Saved through a buffer: the file's name (and the temporary file's) does not reach the zip's contents."""
+    model, weights, _ = saved(tmp_path)
+    other = tmp_path / "elsewhere" / "another name.pt"
+    save_ensemble(model, SPEC, other, tmp_path / "elsewhere" / "another name.json")
+    assert weights.read_bytes() == other.read_bytes()
+
+
 @pytest.mark.parametrize("missing", ["weights", "spec"])
 def test_missing_file(tmp_path: Path, missing: str) -> None:
     _, weights, spec_path = saved(tmp_path)

@@ -19,6 +19,7 @@ from conftest import SHARED_ARCHIVE, SHARED_SUMS
 from rnnmem.chorales import fetch
 from rnnmem.chorales.fetch import (
     FetchError,
+    default_bounds,
     download,
     extract_scores,
     fetch_lilypond_scores,
@@ -313,13 +314,13 @@ def test_refuses_oversized_scores(tmp_path):
     archive = write_tgz(tmp_path / "good.tar.gz", good_entries())
     small = min(len(d) for d in SCORES.values())
     with pytest.raises(FetchError, match="over the limit") as info:
-        extract_scores(archive, tmp_path / "out", MANIFEST, max_member_bytes=small)
-    assert str(archive) in str(info.value)
+        extract_scores(archive, tmp_path / "out", MANIFEST, bounds=default_bounds(score_bytes=small))
+    assert str(archive) in str(info.value) and "score member" in str(info.value)
     total = sum(len(d) for d in SCORES.values())
     with pytest.raises(FetchError, match="exceed the limit"):
-        extract_scores(archive, tmp_path / "out", MANIFEST, max_total_bytes=total - 1)
+        extract_scores(archive, tmp_path / "out", MANIFEST, bounds=default_bounds(scores_bytes=total - 1))
     assert ly_files(tmp_path / "out") == []
-    assert len(extract_scores(archive, tmp_path / "out", MANIFEST, max_total_bytes=total)) == 2
+    assert len(extract_scores(archive, tmp_path / "out", MANIFEST, bounds=default_bounds(scores_bytes=total))) == 2
 
 
 # ------------------------------------------------------------------------------------------------------ download

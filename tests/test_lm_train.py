@@ -19,6 +19,7 @@ from rnnmem.lm.train import (
     CheckpointError,
     TrainingStopped,
     build_model,
+    checkpoint_path,
     load_checkpoint,
     load_trained,
     train_lm,
@@ -338,6 +339,40 @@ def test_corrupt_checkpoint_names_the_file(tmp_path):
     torch.save({"something": torch.zeros(1)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match=re.escape(str(tmp_path / "foreign.pt"))):
         load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_checkpoint_folder_keys_each_run_by_its_identity(tmp_path):
+    """One checkpoint per run identity: another setting or vocabulary never meets this run's checkpoint, and the
+    same run finds its own; a checkpoint trained past max_epochs is set aside, not returned."""
+    data, folder = _tiny_data(), tmp_path / "job"
+
+    def run(settings, epochs, data=data):
+        return train_lm(data, "gru", 7, "modern", settings, 3, None, CPU, epochs, checkpoint_dir=folder)
+
+    first, first_curve = run(MODERN, 3)
+    other, _ = run({**MODERN, "lr": 0.02}, 3)
+    renamed = TokenData(["<unk>", *VOCAB[1:5], "cis'4", *VOCAB[6:]], data.ids, data.numbers, data.notes)
+    run(MODERN, 3, renamed)
+    names = {checkpoint_path(folder, d, "gru", 7, "modern", s, 3).name
+             for d, s in ((data, MODERN), (data, {**MODERN, "lr": 0.02}), (renamed, MODERN))}
+    assert len(names) == 3 and {p.name for p in folder.iterdir()} == names
+    # checkpoint_every is no part of the identity; the finished run is found and returned at once.
+    seen: list[int] = []
+    again, _ = train_lm(data, "gru", 7, "modern", {**MODERN, "checkpoint_every": 7}, 3, None, CPU, 3,
+                        checkpoint_dir=folder, step_hook=lambda _, s: seen.append(s))
+    assert not seen
+    _assert_same_weights(first, again)
+    # Fewer epochs than the checkpoint holds: trained afresh, as a run of that many epochs from the start.
+    shorter, shorter_curve = run(MODERN, 2)
+    fresh, fresh_curve = _run(tmp_path, "fresh", "modern", "gru", epochs=2)
+    _assert_same_weights(shorter, fresh)
+    assert list(shorter_curve["epoch"]) == [1, 2]
+    assert shorter_curve.drop(columns=TIME_COLUMNS).equals(fresh_curve.drop(columns=TIME_COLUMNS))
+    with pytest.raises(ValueError, match="either a checkpoint file or a checkpoint folder"):
+        train_lm(data, "gru", 7, "modern", MODERN, 3, tmp_path / "x.pt", CPU, 1, checkpoint_dir=folder)
+    assert first_curve.attrs["stop_reason"] == "max_epochs"
+    assert not all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), other.state_dict().values(),
+                                                      strict=True))
 
 
 def test_unknown_setting_is_an_error(tmp_path):

@@ -108,21 +108,25 @@ def test_deterministic_and_parallel_matches_serial(written, monkeypatch):
     assert [c.dumps() for c in pooled] == [written[n].dumps() for n in NUMBERS]
 
 
-def test_cache_and_source_parse_give_the_same_chorales(written, monkeypatch):
-    uncached, _ = m21s.load_music21_chorales("as_written", "error", [1, 10], cache=False)
-    assert [c.dumps() for c in uncached] == [written[1].dumps(), written[10].dumps()]
-    real_parse, calls = m21s.converter.parse, []
+def test_parsed_from_source_never_through_a_pickle(written, monkeypatch):
+    """music21's entry points that read (or write) its cached pickles are never called; the result is the same."""
 
-    def broken_cache(path, forceSource=False, storePickle=True):
-        assert not storePickle or forceSource  # the cache is never written
-        calls.append(forceSource)
-        if not forceSource:
-            raise EOFError("truncated pickle")
-        return real_parse(path, forceSource=True)
+    def refuse(*args, **kwargs):
+        raise AssertionError("a music21 entry point that reads cached pickles was called")
 
-    monkeypatch.setattr(m21s.converter, "parse", broken_cache)
-    fallback, skipped = m21s.load_music21_chorales("as_written", "error", [1])
-    assert skipped == [] and calls == [False, True] and fallback[0].dumps() == written[1].dumps()
+    for name in ("parse", "parseFile", "thaw", "thawStr"):
+        monkeypatch.setattr(m21s.converter, name, refuse)
+    monkeypatch.setattr(m21s.converter.PickleFilter, "status", refuse)
+    monkeypatch.setattr(m21s.converter.Converter, "parseFile", refuse)
+    again, skipped = m21s.load_music21_chorales("as_written", "error", [1, 10], workers=1)
+    assert skipped == [] and [c.dumps() for c in again] == [written[1].dumps(), written[10].dumps()]
+
+
+def test_only_source_formats_are_parsed(tmp_path):
+    for name in ("bwv269.p", "bwv269.p.gz", "bwv269.pgz", "bwv269.json"):
+        (tmp_path / name).write_bytes(b"not a score")
+        with pytest.raises(m21s.ChoraleError, match="not a MusicXML or Humdrum file"):
+            m21s._parse(str(tmp_path / name))
 
 
 def test_unfold_repeats(written, unfolded):

@@ -16,17 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import copy_workflow, run_snakemake, smoke_configs, snakemake_env
+from smoke_tables import result_tables
 
 pytestmark = pytest.mark.workflow
-
-TABLE_SUFFIXES = {".csv", ".json", ".jsonl", ".md", ".txt"}
-
-
-def result_tables(workdir: Path) -> dict[str, bytes]:
-    """Every table and token file under results/ (figures, models and archives excluded)."""
-    root = workdir / "results"
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.suffix in TABLE_SUFFIXES}
 
 
 def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
@@ -115,12 +107,16 @@ def test_sigkill_during_training_then_rerun_resumes_and_matches(tmp_path):
     assert _train(reference).wait(timeout=900) == 0
 
     process = _train(killed)
-    checkpoint = killed / "results/lm/checkpoints/vanilla_k_seed.ckpt"
+    folder = killed / "results/lm/checkpoints/vanilla_k_seed"  # one <identity digest>.ckpt per run identity
+
+    def checkpoints() -> list[Path]:
+        return [p for p in folder.glob("*.ckpt") if not p.name.startswith(".")] if folder.is_dir() else []
+
     deadline = time.monotonic() + 600
-    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+    while not checkpoints() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert process.poll() is None, "training finished before it could be killed"
-    assert checkpoint.exists()
+    assert len(checkpoints()) == 1
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
     assert not (killed / "results/lm/models/vanilla_k_seed.pt").exists()
@@ -130,6 +126,10 @@ def test_sigkill_during_training_then_rerun_resumes_and_matches(tmp_path):
     assert _train(killed, "--rerun-incomplete").wait(timeout=900) == 0
     log = (killed / "logs/lm_train/vanilla_k_seed.log").read_text()
     assert "resuming from" in log
+    assert len(checkpoints()) == 1 and not [p for p in folder.iterdir() if p not in checkpoints()]
+    # Saved byte-deterministically: the resumed run's model file is the uninterrupted run's, byte for byte.
+    assert (killed / "results/lm/models/vanilla_k_seed.pt").read_bytes() == (
+        reference / "results/lm/models/vanilla_k_seed.pt").read_bytes()
     for table in ("results/lm/curves/vanilla_k_seed.csv",):
         assert (killed / table).read_bytes() == (reference / table).read_bytes(), table
     import torch

@@ -148,3 +148,18 @@ def test_sample_renderer_reads_back_every_smoke_chorale(smoke_run):
     for chorale in chorales:
         parsed, _ = tokens_to_chorale([BEGIN, *figure20_tokens(chorale), END])
         assert figure20_tokens(parsed) == figure20_tokens(chorale)
+
+
+@pytest.mark.skipif(not SHARED_ARCHIVE.exists(), reason=f"{SHARED_ARCHIVE} is absent: the committed manifest "
+                    "covers the smoke run with the LilyPond source built from it")
+def test_smoke_tables_match_the_committed_manifest(smoke_run):
+    """This machine reproduces every smoke table byte for byte (tests/expected/smoke-tables.sha256)."""
+    from smoke_tables import MANIFEST, read_manifest, table_digests
+
+    expected, found = read_manifest(), table_digests(smoke_run)
+    missing, extra = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+    differing = sorted(name for name in expected.keys() & found.keys() if expected[name] != found[name])
+    assert not (missing or extra or differing), (
+        f"smoke tables differ from {MANIFEST.name}: {len(differing)} differ {differing[:20]}, missing {missing[:20]}, "
+        f"not in the manifest {extra[:20]}. If the change is meant to move results, run `make expected` and say "
+        "which tables moved and why in the commit.")

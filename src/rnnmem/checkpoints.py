@@ -1,4 +1,7 @@
-"""Trained ensembles on disk: tensors in a ``.pt`` file, hyper-parameters beside it in JSON."""
+"""Trained ensembles on disk: tensors in a ``.pt`` file, hyper-parameters beside it in JSON.
+
+The ``.pt`` file is written byte-deterministically and verified on load (zip CRC-32 of every member and the
+archive's structure, then ``torch.load(weights_only=True)``; see :mod:`rnnmem.tensor_files`)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from typing import Any
 
 import torch
 
-from rnnmem.atomic import atomic_path, write_json
+from rnnmem import tensor_files
+from rnnmem.atomic import write_json
 from rnnmem.cells import SequencePredictor
 from rnnmem.errors import RnnmemError
 
@@ -19,8 +23,7 @@ class ModelFileError(RnnmemError, RuntimeError):
 
 def save_ensemble(model: SequencePredictor, spec: dict[str, Any], weights_path: Path, spec_path: Path) -> None:
     """Write the weights first, then the JSON that describes them (what loaders look for)."""
-    with atomic_path(weights_path) as tmp:
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    tensor_files.save(weights_path, {k: v.detach().cpu() for k, v in model.state_dict().items()})
     write_json(spec_path, spec)
 
 
@@ -37,9 +40,11 @@ def load_ensemble(weights_path: Path, spec_path: Path) -> tuple[SequencePredicto
         )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{spec_path}: not a valid model description ({error})") from error
+    state = tensor_files.load(weights_path, ModelFileError, "model file")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{weights_path}: not the weights of an ensemble")
     try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except Exception as error:  # torch raises many types for a corrupt or foreign file
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{weights_path}: cannot load model weights ({error})") from error
     return model, spec

@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from rnnmem.atomic import write_csv
 from rnnmem.chorales.agreement import agreement_summary, compare_sources
 from rnnmem.chorales.dataset import write_dataset
@@ -19,7 +17,7 @@ from rnnmem.chorales.fetch import fetch_lilypond_scores
 from rnnmem.chorales.lilypond_source import file_number, load_lilypond_chorales
 from rnnmem.chorales.model import ChoraleError, transpose_to_c
 from rnnmem.chorales.music21_source import load_music21_chorales
-from rnnmem.chorales.store import read_chorales, write_chorales, write_skipped
+from rnnmem.chorales.store import read_chorales, read_table, write_chorales, write_skipped
 
 
 def chorales_fetch(url: str, archive: Path, scores_dir: Path, listing: Path) -> None:
@@ -36,7 +34,7 @@ def chorales_events(source: str, params: dict[str, Any], listing: Path | None, e
     if source == "music21":
         chorales, skipped = load_music21_chorales(params["repeats"], params["on_bad_file"], numbers)
     else:
-        files = [listing.parent / "ly" / name for name in pd.read_csv(listing)["file"]]
+        files = [listing.parent / "ly" / name for name in read_table(listing)["file"]]
         if numbers is not None:
             wanted = set(numbers)
             files = [path for path in files if file_number(path) in wanted]
@@ -52,7 +50,7 @@ def chorales_dataset(params: dict[str, Any], transposed: Path, skipped: Path, ou
     """Figure-20 texts, tokens, training-split vocabulary, tune-grouped splits and stats."""
     split = params["split"]
     write_dataset(read_chorales(transposed), out_dir, split["seed"], split["valid"], split["test"],
-                  skipped_count=len(pd.read_csv(skipped)), similarity=split["similarity"])
+                  skipped_count=len(read_table(skipped)), similarity=split["similarity"])
 
 
 def chorales_agreement(lilypond: Path, music21: Path, out: Path) -> None:

@@ -5,24 +5,44 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
-from rnnmem.runtime import configure_torch
+from rnnmem.errors import DEBUG_ENV, RnnmemError, debug_requested
 
 
 def _json(text: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"--params is not valid JSON: {error}") from error
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error})") from error
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("--params must be a JSON object")
+        raise argparse.ArgumentTypeError("must be a JSON object")
     return value
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in the pipeline's one-line form: ``rnnmem <command>: error: <argument>: <what is wrong>``."""
+
+    def error(self, message: str) -> NoReturn:
+        required = "the following arguments are required: "
+        if message.startswith(required):
+            message = f"{message[len(required):]}: required (see {self.prog} --help)"
+        elif message.startswith("argument "):
+            message = message[len("argument "):]
+        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnmem", description=__doc__)
+    parser = _Parser(prog="rnnmem", description=__doc__)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of an anticipated error too (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("reber-train", help="train one (experiment, regime) ensemble over seeds")
@@ -134,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=_json, required=True)
     p.add_argument("--tokens", type=Path, required=True)
     p.add_argument("--vocab", type=Path, required=True)
-    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--checkpoint-dir", type=Path, required=True,
+                   help="the job's checkpoint folder: one <identity digest>.ckpt per run identity")
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--curve", type=Path, required=True)
 
@@ -187,15 +208,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. An anticipated error (:class:`RnnmemError`, or an ``OSError`` naming a file: missing input,
+    disk full, read-only folder, no permission) ends it with one line on stderr,
+    ``rnnmem <command>: error: <file or key>: <what is wrong>``, and exit status 1; ``--debug`` or
+    ``RNNMEM_DEBUG=1`` prints the traceback before that line. Any other exception is a bug: its traceback shows."""
     args = build_parser().parse_args(argv)
-    configure_torch(args.threads)
-    from rnnmem.errors import RnnmemError
+    debug = args.debug or debug_requested()
+    from rnnmem.runtime import configure_torch  # loads torch: after the arguments are known to be usable
 
+    configure_torch(args.threads)
     try:
         return _run(args)
     except RnnmemError as error:
-        print(f"rnnmem {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        return _fail(args.command, str(error), debug)
+    except OSError as error:
+        if error.filename is None:
+            raise  # no file to name: not anticipated, keep the traceback
+        return _fail(args.command, _os_message(error), debug)
+
+
+def _os_message(error: OSError) -> str:
+    """``<file>: <strerror>`` (``<file> -> <file2>: …`` for a failed rename or copy)."""
+    names = str(error.filename) + (f" -> {error.filename2}" if error.filename2 is not None else "")
+    return f"{names}: {error.strerror or error}"
+
+
+def _fail(command: str, message: str, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"rnnmem {command}: error: {_one_line(message)}", file=sys.stderr)
+    return 1
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -210,7 +252,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "reber-figure":
         jobs.reber_figure(args.figure, args.model, args.spec, args.table, args.out)
     elif args.command in ("indistinguishable", "gradient-lag") and len(args.models) != len(args.specs):
-        print(f"rnnmem {args.command}: --models and --specs need the same number of files", file=sys.stderr)
+        print(f"rnnmem {args.command}: error: --models, --specs: need the same number of files", file=sys.stderr)
         return 2
     elif args.command == "indistinguishable":
         jobs.indistinguishable(args.params, args.models, args.specs, args.out)
@@ -261,7 +303,7 @@ def _run_lm(args: argparse.Namespace) -> int:
     from rnnmem import lm_jobs
 
     if args.command == "lm-train":
-        lm_jobs.lm_train(args.params, args.tokens, args.vocab, args.checkpoint, args.model, args.curve)
+        lm_jobs.lm_train(args.params, args.tokens, args.vocab, args.checkpoint_dir, args.model, args.curve)
     elif args.command == "lm-score":
         lm_jobs.lm_score(args.params, args.tokens, args.vocab, args.model, args.out)
     elif args.command == "lm-ngram":

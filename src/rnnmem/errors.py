@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
+DEBUG_ENV = "RNNMEM_DEBUG"  # RNNMEM_DEBUG=1 (or `rnnmem --debug`): the CLI shows tracebacks of anticipated errors
+
 
 class RnnmemError(Exception):
     """An anticipated failure the user can act on (bad input file, bad config value, corrupt or foreign file).
@@ -9,3 +13,12 @@ class RnnmemError(Exception):
     ``str(error)`` must read ``<file or key>: <what is wrong>``; the CLI prints it as
     ``rnnmem <command>: error: <file or key>: <what is wrong>``.
     """
+
+
+class InputFileError(RnnmemError, ValueError):
+    """An input file exists but is not what the job reads (not a table, columns missing, no rows); names the file."""
+
+
+def debug_requested() -> bool:
+    """Whether ``RNNMEM_DEBUG`` asks for tracebacks (any value but empty, ``0``, ``false``, ``no``)."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")

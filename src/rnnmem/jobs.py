@@ -6,6 +6,7 @@ called from the CLI, a test or a notebook alike.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,22 @@ import pandas as pd
 from rnnmem import plots, plots_capacity, plots_dlk, plots_gradients
 from rnnmem.atomic import write_csv, write_text
 from rnnmem.checkpoints import load_ensemble, save_ensemble
+from rnnmem.config import ConfigError
+from rnnmem.errors import InputFileError
 from rnnmem.grammars import EMBEDDED_REBER, REBER, sample_reber
 from rnnmem.indistinguishable import PROBE_PAIR, final_state_differences
 from rnnmem.memory.capacity import (
+    COLUMNS as CAPACITY_COLUMNS,
+)
+from rnnmem.memory.capacity import (
+    TOTAL_COLUMNS,
     CapacitySettings,
     esn_capacity_per_reservoir,
     gru_capacity_per_reservoir,
     lag_table,
     totals_per_k,
 )
+from rnnmem.memory.dlk import TABLE_COLUMNS as DLK_COLUMNS
 from rnnmem.memory.dlk import dlk_table
 from rnnmem.memory.gradients import GradientRecorder, by_lag, gradient_norms_by_lag, summarize_histograms
 from rnnmem.reber import Experiment, member_strings, run_experiment, summarize
@@ -31,6 +39,36 @@ from rnnmem.runtime import pick_device
 from rnnmem.sequences import encode
 from rnnmem.toy import most_active_outputs, train_toy
 from rnnmem.training import make_regime
+
+RUN_COLUMNS = ["experiment", "grammar", "model", "hidden", "params", "regime", "seed", "solved", "strings_to_success",
+               "legal_acc_test", "outer_acc_test"]
+HISTOGRAM_COLUMNS = ["experiment", "model", "regime", "phase", "group", "steps", "bin_low", "bin_high", "count"]
+
+
+def read_table(path: Path, columns: Sequence[str], allow_empty: bool = False) -> pd.DataFrame:
+    """A CSV input of a job, checked: :class:`InputFileError` naming the file when it is not a CSV table, lacks
+    one of ``columns`` or (unless ``allow_empty``) has no rows. A missing file raises ``FileNotFoundError``, which
+    names it too."""
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputFileError(f"{path}: not a CSV table ({reason})") from error
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise InputFileError(f"{path}: lacks the columns {missing}")
+    if frame.empty and not allow_empty:
+        raise InputFileError(f"{path}: has no rows")
+    return frame
+
+
+def _weight_scale(value: float | str, k: int, key: str) -> float:
+    """A config weight scale (a number > 0, or ``inv_sqrt_k`` for 1/√k) as a number."""
+    if value == "inv_sqrt_k":
+        return k ** -0.5
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{key}: {value!r} is neither a number > 0 nor 'inv_sqrt_k'")
+    return float(value)
 
 
 def reber_train(
@@ -66,7 +104,7 @@ def reber_train(
 
 def reber_tables(run_tables: list[Path], success_path: Path, summary_path: Path, summary_md: Path) -> None:
     """Concatenate the per-run tables and summarise them per (grammar, model, regime)."""
-    success = pd.concat([pd.read_csv(path) for path in run_tables], ignore_index=True)
+    success = pd.concat([read_table(path, RUN_COLUMNS) for path in run_tables], ignore_index=True)
     success["strings_to_success"] = success["strings_to_success"].astype("Int64")
     summary = summarize(success)
     write_csv(success_path, success)
@@ -76,7 +114,9 @@ def reber_tables(run_tables: list[Path], success_path: Path, summary_path: Path,
 
 def _showcase(model_path: Path, spec_path: Path, table_path: Path) -> tuple[Any, dict, int, str]:
     model, spec = load_ensemble(model_path, spec_path)
-    table = pd.read_csv(table_path)
+    table = read_table(table_path, ["seed", "solved", "legal_acc_test"])
+    if len(table) != len(spec["seeds"]):
+        raise InputFileError(f"{table_path}: {len(table)} rows, but {spec_path} lists {len(spec['seeds'])} seeds")
     member = plots.showcase_member(table)
     row = table.iloc[member]
     state = "solved" if bool(row["solved"]) else "not solved"
@@ -152,7 +192,8 @@ def toy_language(params: dict[str, Any], out: Path) -> None:
 
 def gradient_summary(histogram_paths: list[Path], table_out: Path, fig12: Path, fig13: Path, zoom_max: float) -> None:
     """Figures 12, 13 and tables/gradients.csv from the training jobs' |gradient| histograms."""
-    histograms = pd.concat([pd.read_csv(path) for path in histogram_paths], ignore_index=True)
+    histograms = pd.concat([read_table(path, HISTOGRAM_COLUMNS, allow_empty=True) for path in histogram_paths],
+                           ignore_index=True)
     write_csv(table_out, summarize_histograms(histograms))
     plots_gradients.fig_gradient_histograms(histograms, fig12)
     plots_gradients.fig_gradient_histograms(histograms, fig13, zoom_max=zoom_max)
@@ -194,13 +235,13 @@ def dlk(params: dict[str, Any], out: Path) -> None:
 
 def dlk_merge(parts: list[Path], out: Path) -> None:
     """One model's D(l,k) table from its per-k parts, sorted by k then l."""
-    table = pd.concat([pd.read_csv(path) for path in parts], ignore_index=True).sort_values(["k", "l"])
+    table = pd.concat([read_table(path, DLK_COLUMNS) for path in parts], ignore_index=True).sort_values(["k", "l"])
     write_csv(out, table, float_format="%.10g")
 
 
 def dlk_figures(params: dict[str, Any], tables: list[Path], heatmaps: list[Path], curves: Path) -> None:
     """Figures 14 (Vanilla), 15 (GRU) and the D-against-l curves."""
-    frames = {model: pd.read_csv(path) for model, path in zip(params["models"], tables, strict=True)}
+    frames = {model: read_table(path, DLK_COLUMNS) for model, path in zip(params["models"], tables, strict=True)}
     labels = {"vanilla": "Vanilla (logistic σ)", "gru": "GRU"}
     scale = params["weight_scale"]
     factor = "" if scale == 1 else (", W_h × 1/√k" if scale == "inv_sqrt_k" else f", W_h × {scale:g}")
@@ -219,12 +260,13 @@ def capacity(params: dict[str, Any], esn_out: Path, gru_out: Path, totals_out: P
         activation=params["esn"]["activation"], orthogonal=params["esn"]["orthogonal"],
     )
     scale = params["gru"]["weight_scale"]
+    _weight_scale(scale, 1, "memory.capacity.gru.weight_scale")  # checked before the long ESN runs
     lag_tables: dict[str, list[pd.DataFrame]] = {"esn": [], "gru": []}
     totals = []
     for k in params["k"]:
         per_reservoir = {
             "esn": esn_capacity_per_reservoir(k, settings),
-            "gru": gru_capacity_per_reservoir(k, settings, k ** -0.5 if scale == "inv_sqrt_k" else float(scale)),
+            "gru": gru_capacity_per_reservoir(k, settings, _weight_scale(scale, k, "memory.capacity.gru.weight_scale")),
         }
         for kind, values in per_reservoir.items():
             lag_tables[kind].append(lag_table(k, values))
@@ -238,7 +280,8 @@ def capacity(params: dict[str, Any], esn_out: Path, gru_out: Path, totals_out: P
 def capacity_figures(params: dict[str, Any], esn: Path, gru: Path, totals: Path, dlk_tables: list[Path],
                      fig16: Path, mc_gru: Path, mc_total: Path, dlk_vs_mc: Path) -> None:
     """Figure 16, the random-GRU capacity, total MC against k, and D(l,k) beside MC(l,k)."""
-    esn_table, gru_table, totals_table = pd.read_csv(esn), pd.read_csv(gru), pd.read_csv(totals)
+    esn_table, gru_table = read_table(esn, CAPACITY_COLUMNS), read_table(gru, CAPACITY_COLUMNS)
+    totals_table = read_table(totals, ["reservoir", *TOTAL_COLUMNS])
     esn_label = f"ESN {params['esn']['activation']}, ρ = {params['esn']['rho']:g}"
     scale = params["gru"]["weight_scale"]
     gru_label = "random GRU, weights N(0,1)" + (" / √k" if scale == "inv_sqrt_k" else f" × {scale:g}")
@@ -248,6 +291,7 @@ def capacity_figures(params: dict[str, Any], esn: Path, gru: Path, totals: Path,
         esn_label: totals_table[totals_table["reservoir"] == "esn"],
         gru_label: totals_table[totals_table["reservoir"] == "gru"],
     }, mc_total)
-    dlk_frames = {model: pd.read_csv(path) for model, path in zip(params["dlk_models"], dlk_tables, strict=True)}
+    dlk_frames = {model: read_table(path, DLK_COLUMNS)
+                  for model, path in zip(params["dlk_models"], dlk_tables, strict=True)}
     plots_capacity.fig_dlk_vs_mc(dlk_frames, {esn_label: esn_table, gru_label: gru_table}, params["compare_k"],
                                  dlk_vs_mc)

@@ -1,30 +1,34 @@
 """What the chorale-model rules run (report §3.2–3.3): train, score, sample, render, measure.
 
-Kept apart from :mod:`rnnmem.jobs` (data and memory branches) so each file stays one family of rules.
+Kept apart from :mod:`rnnmem.jobs` (data and memory branches) so each file stays one family of rules. music21 and
+matplotlib are imported by the jobs that use them: training and scoring start without them.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from rnnmem import plots_samples
-from rnnmem.atomic import atomic_path, write_csv
-from rnnmem.chorales.store import read_chorales
-from rnnmem.figure_io import plt, save_figure
+from rnnmem.atomic import write_csv
 from rnnmem.lm.data import load_token_data
 from rnnmem.lm.evaluate import evaluate_lm
-from rnnmem.lm.metrics import CopyIndex, metrics_table, reference_metrics, sample_metrics
 from rnnmem.lm.model import lm_parameter_count, matched_hidden
 from rnnmem.lm.ngram import KneserNeyLM, select_order
-from rnnmem.lm.render import tokens_to_chorale, write_sample
 from rnnmem.lm.sampling import sample_sequences, stateful_next_logits
-from rnnmem.lm.train import load_trained, resolve_settings, train_lm
+from rnnmem.lm.train import (
+    CHECKPOINT_SUFFIX,
+    checkpoint_path,
+    load_checkpoint,
+    load_trained,
+    resolve_settings,
+    resumable,
+    train_lm,
+    write_model,
+)
 from rnnmem.runtime import pick_device
 
 SCORE_COLUMNS = ["source", "model", "kind", "size", "hidden", "params", "regime", "seed", "nll_test", "bits_per_token",
@@ -43,21 +47,26 @@ def model_hidden(spec: dict[str, Any], vocab: int, regime: str, settings: dict[s
     return matched_hidden(spec["model"], vocab, int(spec["params"]), embedding)
 
 
-def lm_train(params: dict[str, Any], tokens: Path, vocab: Path, checkpoint: Path, model_out: Path,
+def lm_train(params: dict[str, Any], tokens: Path, vocab: Path, checkpoint_dir: Path, model_out: Path,
              curve_out: Path) -> None:
-    """Train one (model, size, regime); resumes from ``checkpoint`` after a kill, copies the final one to
-    ``model_out`` (what later rules load)."""
+    """Train one (model, size, regime). Its checkpoint is ``<checkpoint_dir>/<identity digest>.ckpt`` (one file per
+    run identity: settings, data, vocabulary; see :mod:`rnnmem.lm.train`), resumed after a kill; the final one
+    is written to ``model_out`` without its wall-clock times (what later rules load), then the folder's other
+    checkpoints and temporary files (of earlier settings or data, or of killed writes) are removed."""
     data = load_token_data(tokens, vocab)
     spec, regime, settings = params["model"], params["regime"], params["settings"]
     hidden = model_hidden(spec, data.vocab_size, regime, settings)
     device = pick_device()
-    resuming = Path(checkpoint).exists()
-    print(f"{spec['name']}/{regime}: {spec['model']} hidden {hidden}, device {device}"
+    checkpoint = checkpoint_path(checkpoint_dir, data, spec["model"], hidden, regime, settings, params["seed"])
+    resuming = checkpoint.exists() and resumable(load_checkpoint(checkpoint), params["max_epochs"], checkpoint)
+    print(f"{spec['name']}/{regime}: {spec['model']} hidden {hidden}, device {device}, checkpoint {checkpoint}"
           + (f", resuming from {checkpoint}" if resuming else ""), flush=True)
-    _, curve = train_lm(data, spec["model"], hidden, regime, settings, params["seed"], checkpoint, device=device,
-                        max_epochs=params["max_epochs"], desc=f"{spec['name']}/{regime}")
-    with atomic_path(model_out) as tmp:
-        shutil.copyfile(checkpoint, tmp)
+    _, curve = train_lm(data, spec["model"], hidden, regime, settings, params["seed"], None, device=device,
+                        max_epochs=params["max_epochs"], desc=f"{spec['name']}/{regime}",
+                        checkpoint_dir=checkpoint_dir)
+    write_model(checkpoint, model_out)
+    for stale in remove_stale_checkpoints(checkpoint_dir, keep=checkpoint):
+        print(f"removed {stale}", flush=True)
     timing = curve[["epoch", *TIMING_COLUMNS]]
     print(timing.to_string(index=False), flush=True)
     steps_time, compute_time = curve["train_seconds"].sum(), curve["compute_seconds"].sum()
@@ -69,10 +78,24 @@ def lm_train(params: dict[str, Any], tokens: Path, vocab: Path, checkpoint: Path
     print(f"stopped: {curve.attrs.get('stop_reason')} after {len(curve)} epochs", flush=True)
 
 
+def remove_stale_checkpoints(checkpoint_dir: Path, keep: Path) -> list[Path]:
+    """Remove every checkpoint in ``checkpoint_dir`` but ``keep``, every temporary file a killed write left there,
+    and the job's checkpoint of the layout before per-job folders (``<checkpoint_dir>.ckpt``); return them."""
+    folder = Path(checkpoint_dir)
+    stale = [path for path in sorted(folder.iterdir()) if path != Path(keep) and path.is_file()
+             and (path.suffix == CHECKPOINT_SUFFIX or (path.name.startswith(".") and ".tmp" in path.name))]
+    legacy = folder.with_name(folder.name + CHECKPOINT_SUFFIX)
+    stale += [legacy] if legacy.is_file() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def lm_score(params: dict[str, Any], tokens: Path, vocab: Path, model_path: Path, out: Path) -> None:
-    """Test-split scores of one trained model (one row of chorales/scores.csv)."""
+    """Test-split scores of one trained model (one row of chorales/scores.csv); ``vocab`` must be the vocabulary
+    the model was trained with."""
+    model, curve = load_trained(model_path, device=pick_device(), vocab_path=vocab)
     data = load_token_data(tokens, vocab)
-    model, curve = load_trained(model_path, device=pick_device())
     scores = evaluate_lm(model, data.ids["test"], notes=data.notes["test"])
     spec, regime = params["model"], params["regime"]
     count = lm_parameter_count(spec["model"], data.vocab_size, model.hidden, model.embedding_dim)
@@ -113,9 +136,12 @@ def lm_scores(parts: list[Path], out: Path) -> None:
 
 
 def lm_samples(params: dict[str, Any], vocab: Path, model_path: Path, out_dir: Path, listing: Path) -> None:
-    """N samples per temperature from one model, each as text, MusicXML, MIDI and an engraved PNG."""
+    """N samples per temperature from one model, each as text, MusicXML, MIDI and an engraved PNG; ``vocab`` must
+    be the vocabulary the model was trained with."""
+    model, _ = load_trained(model_path, device=pick_device(), vocab_path=vocab)
     vocabulary = json.loads(Path(vocab).read_text(encoding="utf-8"))
-    model, _ = load_trained(model_path, device=pick_device())
+    from rnnmem.lm.render import write_sample  # music21
+
     next_logits = stateful_next_logits(model)
     rows = []
     for temperature in params["temperatures"]:
@@ -134,6 +160,11 @@ def lm_samples(params: dict[str, Any], vocab: Path, model_path: Path, out_dir: P
 
 def lm_sample_metrics(listings: list[Path], transposed: Path, tokens: Path, out: Path, figure: Path) -> None:
     """Musical and copy metrics of every sample set against the held-out Bach sopranos."""
+    from rnnmem import plots_samples
+    from rnnmem.chorales.store import read_chorales
+    from rnnmem.lm.metrics import CopyIndex, metrics_table, reference_metrics, sample_metrics
+    from rnnmem.lm.render import tokens_to_chorale
+
     records = [json.loads(line) for line in Path(tokens).read_text(encoding="utf-8").splitlines() if line.strip()]
     training = CopyIndex([r["tokens"] for r in records if r["split"] == "train"])
     held_out = {r["number"] for r in records if r["split"] == "test"}
@@ -153,6 +184,8 @@ def lm_sample_metrics(listings: list[Path], transposed: Path, tokens: Path, out:
 
 def fig21(params: dict[str, Any], sample_dirs: list[Path], out: Path) -> None:
     """Report figure 21: the first engraved sample of each configured model, one above the other."""
+    from rnnmem import plots_samples
+
     images = [(label, Path(folder) / f"T{params['temperature']:g}_00.png")
               for label, folder in zip(params["labels"], sample_dirs, strict=True)]
     plots_samples.fig_samples(images, out)
@@ -160,6 +193,8 @@ def fig21(params: dict[str, Any], sample_dirs: list[Path], out: Path) -> None:
 
 def learning_curves(curves: list[Path], table_out: Path, figure: Path) -> None:
     """Train/valid NLL per epoch of every chorale model, one panel per regime."""
+    from rnnmem.figure_io import plt, save_figure
+
     table = pd.concat([pd.read_csv(path) for path in curves], ignore_index=True)
     write_csv(table_out, table)
     regimes = list(dict.fromkeys(table["regime"]))

@@ -6,6 +6,8 @@ import os
 
 import torch
 
+from rnnmem import portable
+
 DEVICE_ENV = "RNNMEM_DEVICE"
 
 
@@ -20,8 +22,14 @@ def pick_device() -> torch.device:
 
 
 def configure_torch(threads: int | None = None) -> None:
-    """Deterministic kernels, and a fixed thread count so CPU results do not depend on the machine's load."""
+    """Deterministic kernels, and a fixed thread count so CPU results do not depend on the machine's load.
+
+    Under the portable settings (:mod:`rnnmem.portable`) oneDNN is off too: its kernels are generated for the CPU
+    at hand (and tuned to its caches), so torch's native LSTM/GRU code over MKL is used instead.
+    """
     torch.use_deterministic_algorithms(True, warn_only=False)
+    if portable.pinned():
+        torch.backends.mkldnn.enabled = False
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if threads:
         torch.set_num_threads(threads)

@@ -21,11 +21,13 @@ rule lm_train:
         runtime=120,
     params:
         spec=lm_params,
-        # Not an output: it survives a killed job, and the rerun (--rerun-incomplete) resumes from it.
-        checkpoint="results/lm/checkpoints/{name}_{regime}.ckpt",
+        # Not an output: it survives a killed job, and the rerun (--rerun-incomplete) resumes from it. One file
+        # per run identity (settings, data, vocabulary) in the job's folder, so a changed setting never meets the
+        # checkpoint of another run; the job removes the others once its model is written.
+        checkpoint_dir="results/lm/checkpoints/{name}_{regime}",
     shell:
         f"{RNNMEM} lm-train --params {{params.spec:q}} --tokens {{input.tokens:q}} --vocab {{input.vocab:q}} "
-        "--checkpoint {params.checkpoint:q} --model {output.model:q} --curve {output.curve:q} > {log:q} 2>&1"
+        "--checkpoint-dir {params.checkpoint_dir:q} --model {output.model:q} --curve {output.curve:q} > {log:q} 2>&1"
 
 
 rule lm_score:

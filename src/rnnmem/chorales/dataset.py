@@ -236,6 +236,30 @@ def tune_groups(chorales: Sequence[Chorale], similarity: float = DEFAULT_SIMILAR
 
 # --- splits and vocabulary ----------------------------------------------------------------------------------------
 
+def check_split_fractions(valid: float, test: float) -> None:
+    """Raise :class:`ChoraleError` naming ``chorales.split`` unless ``valid, test >= 0`` and ``valid + test < 1``."""
+    if not (valid >= 0 and test >= 0 and valid + test < 1):
+        raise ChoraleError(f"chorales.split: valid={valid} and test={test} must be >= 0 and sum to less than 1 "
+                           "(the rest is the training split)")
+
+
+def check_splits_filled(splits: dict[str, Sequence[int]], groups: Sequence[Sequence[int]], valid: float,
+                        test: float) -> None:
+    """Raise :class:`ChoraleError` naming ``chorales.split`` when a split that must hold chorales is empty.
+
+    The training split always must; valid and test when their fraction is above 0. Whole tune groups move
+    together, so a few chorales of one tune can leave a split empty whatever the fractions.
+    """
+    needed = {"train": True, "valid": valid > 0, "test": test > 0}
+    for name in SPLITS:
+        if needed[name] and not splits[name]:
+            total = sum(len(g) for g in groups)
+            raise ChoraleError(
+                f"chorales.split: the {name} split is empty ({total} chorales in {len(groups)} tune groups, "
+                f"valid={valid}, test={test}); select more chorales (chorales.numbers) or change the fractions"
+            )
+
+
 def split_groups(groups: Sequence[Sequence[int]], seed: int, valid: float, test: float) -> dict[str, list[int]]:
     """Chorale numbers per split, whole tune groups only.
 
@@ -244,8 +268,7 @@ def split_groups(groups: Sequence[Sequence[int]], seed: int, valid: float, test:
     one-chorale groups both targets are met exactly; otherwise a split can end a few chorales short rather than
     overshoot with a large group.
     """
-    if not (valid >= 0 and test >= 0 and valid + test < 1):
-        raise ValueError(f"split fractions valid={valid}, test={test} must be >= 0 and sum to less than 1")
+    check_split_fractions(valid, test)
     total = sum(len(g) for g in groups)
     room = {"test": math.ceil(test * total - 1e-9), "valid": math.ceil(valid * total - 1e-9)}
     order = np.random.default_rng(seed).permutation(len(groups))
@@ -343,12 +366,14 @@ def write_dataset(chorales: Sequence[Chorale], out_dir: Path, seed: int, valid: 
     * ``stats.csv``: :func:`dataset_stats`.
     """
     out_dir = Path(out_dir)
+    check_split_fractions(valid, test)
     chorales = sorted(chorales, key=lambda c: c.number)
     for c in chorales:
         if c.transposed_from is None and c.key_tonic != "c":
             raise ChoraleError(f"chorale {c.number} (BWV {c.bwv}) is not transposed to C")
     groups = tune_groups(chorales, similarity)
     splits = split_groups(groups, seed, valid, test)
+    check_splits_filled(splits, groups, valid, test)
     split_of = {n: name for name, numbers in splits.items() for n in numbers}
     token_lists = {c.number: _tokens_of(c) for c in chorales}
     vocab = build_vocab(token_lists[n] for n in splits["train"])

@@ -17,12 +17,13 @@ system runs into the title. The same source gives the same bytes (no dates or pa
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from rnnmem.atomic import atomic_path
+from rnnmem.atomic import atomic_path, naming_failed_writes
 from rnnmem.chorales import model
 from rnnmem.chorales.model import Chorale, ChoraleError, Event
 
@@ -34,6 +35,13 @@ STDERR_TAIL = 2000
 # A bar longer than this many times the time signature may break across lines (a generated melody can hold
 # hundreds of notes in one bar; a line that cannot break overflows the page).
 BREAKABLE_BAR = 2
+# LilyPond input is a program (``#(...)`` is Scheme, run by LilyPond with the user's rights), so nothing read from a
+# file goes into it unchecked: the title is a string literal (lily_string), every other spliced value must match
+# one of these exactly. A tampered events file or sample that says ``#(system "...")`` as a pitch is refused.
+_ACCIDENTAL = "(?:" + "|".join(sorted((a for a in model.LILY_ACCIDENTALS if a), key=len, reverse=True)) + ")?"
+_TONIC = re.compile(f"[{model.NOTE_NAMES}]{_ACCIDENTAL}")
+_PITCH = re.compile(f"[{model.NOTE_NAMES}]{_ACCIDENTAL}(?:'{{1,6}}|,{{1,6}})?")
+_SIGNATURE = re.compile(r"[1-9][0-9]{0,2}/[1-9][0-9]{0,2}")
 
 
 def lilypond_executable() -> Path:
@@ -49,7 +57,7 @@ def lilypond_executable() -> Path:
 
 
 def lily_string(text: str) -> str:
-    """A LilyPond string literal."""
+    """A LilyPond string literal (inside one, ``#`` and ``\\`` are plain characters once escaped)."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -74,6 +82,7 @@ def music_lines(chorale: Chorale) -> list[str]:
     """The soprano, one bar per line: key, time, the notes with bar checks, a final bar line."""
     if chorale.mode not in model.MODES:
         raise ChoraleError(f"chorale {chorale.number}: mode {chorale.mode!r} is not one of {model.MODES}")
+    _check_spliced(chorale)
     signatures = list(chorale.time_signatures) or ["4/4"]
     lengths = {model.signature_length(s): s for s in reversed(signatures)}  # first listed wins for equal lengths
     signature = signatures[0]
@@ -100,6 +109,20 @@ def music_lines(chorale: Chorale) -> list[str]:
             suffix = ' \\bar "|."'
         lines.append(" ".join([*prefix, *(_event_text(e) for e in measure)]) + suffix)
     return lines
+
+
+def _check_spliced(chorale: Chorale) -> None:
+    """ChoraleError unless the key, the time signatures and every pitch are plain LilyPond names (see _PITCH)."""
+    values = [("key tonic", chorale.key_tonic, _TONIC)]
+    values += [("time signature", signature, _SIGNATURE) for signature in chorale.time_signatures]
+    values += [("pitch", event.pitch, _PITCH) for event in chorale.events if event.kind == "note"]
+    for what, value, pattern in values:
+        if not isinstance(value, str) or pattern.fullmatch(value) is None:
+            raise ChoraleError(f"chorale {chorale.number}: {what} {value!r} is not a plain LilyPond name; not "
+                               "engraved")
+    kinds = {event.kind for event in chorale.events} - {"note", "rest", "bar"}
+    if kinds:
+        raise ChoraleError(f"chorale {chorale.number}: unknown event kinds {sorted(kinds)}; not engraved")
 
 
 def page_height_cm(chorale: Chorale) -> int:
@@ -142,11 +165,12 @@ def lilypond_source(chorale: Chorale, title: str) -> str:
 def engrave_png(chorale: Chorale, out: Path, title: str, timeout: float = 120) -> None:
     """Engrave the soprano to one tight PNG at ``out`` (written atomically); ChoraleError with the tail of
     LilyPond's messages if it fails or times out."""
+    source = lilypond_source(chorale, title)  # first: a chorale that cannot be written safely is refused anyway
     executable = lilypond_executable()
-    source = lilypond_source(chorale, title)
     with tempfile.TemporaryDirectory(prefix="engrave-") as work:
         work_dir = Path(work)
-        (work_dir / "score.ly").write_text(source, encoding="utf-8")
+        with naming_failed_writes(work_dir / "score.ly"):
+            (work_dir / "score.ly").write_text(source, encoding="utf-8")
         command = [str(executable), *LILYPOND_ARGS, "-o", "score", "score.ly"]
         try:
             result = subprocess.run(command, cwd=work_dir, capture_output=True, text=True, timeout=timeout,

@@ -6,6 +6,10 @@ is in the committed manifest ``hardy.sha256``, and it is written to ``<out_dir>/
 derived ``*_soprano.ly``, ``*_transposed.ly``, ``.in``, ``.midi``, ``.pdf`` files and the rest of the repository)
 is skipped without being read, but a link, device, fifo or escaping name that looks like a score refuses the
 archive. Nothing is written unless the whole archive reads and every manifest entry is present and matches.
+
+A fetch decompresses the archive once: the one pass through the gzip stream checks every bound below, reads the
+scores and verifies them, and reaches the end of the stream (gzip CRC and length, tar end marker); only then are
+the scores written (staged in a temporary folder, then moved in) and a fresh download renamed into place.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import hashlib
 import http.client
 import os
 import re
+import shutil
 import stat
 import tarfile
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,7 +31,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import pandas as pd
 
@@ -38,6 +44,21 @@ DEFAULT_URL = (
 MANIFEST_NAME = "hardy.sha256"
 SCORE_DIR = ("bin", "DB", "Bach", "choralgesange", "sources-ly")
 CHUNK = 1 << 20
+
+# Bounds on what one fetch reads. The real archive (GitHub's tar.gz of MusicForAWhile at the pinned commit, rebuilt
+# with `git archive`) is 66.5 MB gzipped, 153,149,440 bytes of tar (146 MiB) in 7,116 members; its largest member
+# is bin/first.png (3,079,484 bytes), its largest score 12,046 bytes, its 372 scores 1,725,391 bytes together.
+# Each bound leaves room for a later commit yet stops a decompression bomb (2 GiB of zeros gzip to 2 MB) in
+# seconds. Functions take them as a `bounds` argument (default: these constants, read at call time: see
+# default_bounds), so tests can use small ones.
+MAX_DOWNLOAD_BYTES = 512 * 2**20  # the compressed file: 8x the real 66.5 MB
+MAX_ARCHIVE_BYTES = 2**30  # the whole uncompressed tar stream (all members, headers, anything after the end marker): 7x
+MAX_MEMBER_BYTES = 64 * 2**20  # any one member, and the headers before it (a pax header is read into memory): 20x
+MAX_MEMBERS = 50_000  # 7x the real 7,116; tarfile keeps every member's header in memory
+MAX_SCORE_BYTES = 2 * 2**20  # one score (held in memory until all verify): 170x the largest
+MAX_SCORES_BYTES = 64 * 2**20  # all scores together: 37x
+_HEADER_SLACK = 2**20  # beyond member_bytes between two members: tarfile's read-ahead (10 KiB) and one member's
+# headers (the real archive's pax headers are under 1 KiB)
 _REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE)
 _MANIFEST_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *](.+)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -47,6 +68,10 @@ Visitor = Callable[[tarfile.TarFile, tarfile.TarInfo], None]
 
 class FetchError(RnnmemError, RuntimeError):
     """A download or verification failed; the message names the URL, archive, member or file."""
+
+
+class IncompleteArchiveError(FetchError):
+    """The file does not read through as a gzip-compressed tar (truncated, corrupt, not an archive)."""
 
 
 # --------------------------------------------------------------------------------------------------------- manifest
@@ -86,21 +111,29 @@ def load_manifest(path: Path | None = None) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------------------- download
-def download(url: str, dest: Path, timeout: float = 120.0, max_bytes: int = 512 * 2**20) -> None:
+def download(url: str, dest: Path, timeout: float = 120.0, max_bytes: int | None = None, *,
+             bounds: Bounds | None = None) -> None:
     """Copy ``url`` (http, https, ``file:`` URL or plain path) to ``dest`` once it is complete and reads as a tar.gz.
 
-    Any failure raises :class:`FetchError` naming the URL; ``dest`` is then left as it was (never a partial file).
+    The check reads the archive through once within ``bounds`` (``fetch_lilypond_scores`` does not call this: it
+    verifies while it extracts). Any failure raises :class:`FetchError` naming the URL; ``dest`` is then left as it
+    was (never a partial file).
     """
     dest = Path(dest)
+    with atomic_path(dest) as tmp:
+        _download_to(url, tmp, timeout, MAX_DOWNLOAD_BYTES if max_bytes is None else max_bytes)
+        _scan_targz(tmp, url, bounds or default_bounds())
+
+
+def _download_to(url: str, target: Path, timeout: float, max_bytes: int) -> None:
+    """Copy the bytes of ``url`` to ``target`` (no decompression); failures raise FetchError naming the URL."""
     try:
-        with atomic_path(dest) as tmp:
-            with _open_source(url, timeout) as (stream, declared):
-                if declared is not None and declared > max_bytes:
-                    raise FetchError(f"download of {url} refused: {declared} bytes is over the limit of {max_bytes}")
-                copied = _copy_limited(stream, tmp, url, max_bytes)
-            if declared is not None and copied != declared:
-                raise FetchError(f"download of {url} is truncated: got {copied} of {declared} bytes")
-            _scan_targz(tmp, url)
+        with _open_source(url, timeout) as (stream, declared):
+            if declared is not None and declared > max_bytes:
+                raise FetchError(f"download of {url} refused: {declared} bytes is over the limit of {max_bytes}")
+            copied = _copy_limited(stream, target, url, max_bytes)
+        if declared is not None and copied != declared:
+            raise FetchError(f"download of {url} is truncated: got {copied} of {declared} bytes")
     except FetchError:
         raise
     except urllib.error.HTTPError as exc:
@@ -147,37 +180,99 @@ def _copy_limited(stream: BinaryIO, target: Path, url: str, max_bytes: int) -> i
     return copied
 
 
-def _scan_targz(path: Path, label: str, visit: Visitor | None = None) -> None:
-    """Read ``path`` through to the end as a gzip-compressed tar, calling ``visit`` on each member in order.
+# ----------------------------------------------------------------------------------------------------------- bounds
+class Bounds(NamedTuple):
+    """The limits of one pass through an archive (see the module constants for the values and why)."""
 
-    The gzip layer checks its CRC and length at the end (a truncated download fails there); the tar layer must
-    reach its end-of-archive marker (tarfile alone stops silently at a missing header). Read errors become
-    :class:`FetchError` naming ``label``; a FetchError raised by ``visit`` passes through unchanged.
+    archive_bytes: int
+    member_bytes: int
+    members: int
+    score_bytes: int
+    scores_bytes: int
+
+
+def default_bounds(**changes: int) -> Bounds:
+    """The module's bounds (read when called), with ``changes`` (e.g. ``member_bytes=1000``) applied."""
+    return Bounds(MAX_ARCHIVE_BYTES, MAX_MEMBER_BYTES, MAX_MEMBERS, MAX_SCORE_BYTES,
+                  MAX_SCORES_BYTES)._replace(**changes)
+
+
+class _BoundedReader:
+    """The decompressed stream as tarfile reads it, refused once it passes ``bounds``.
+
+    Counts every decompressed byte: in all (the whole archive, including what follows the tar end marker) and
+    since the last member header tarfile returned (one member's data, padding and the headers before the next
+    one, which tarfile reads into memory: a pax header can be of any size).
+    """
+
+    def __init__(self, raw: BinaryIO, label: str, bounds: Bounds) -> None:
+        self.raw, self.label, self.bounds = raw, label, bounds
+        self.total = 0
+        self.since_member = 0
+        self.last_member = ""
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = CHUNK
+        data = self.raw.read(min(size, CHUNK))
+        self.total += len(data)
+        self.since_member += len(data)
+        if self.total > self.bounds.archive_bytes:
+            raise FetchError(f"{self.label}: the archive uncompresses to more than the limit of "
+                             f"{self.bounds.archive_bytes} bytes")
+        if self.since_member > self.bounds.member_bytes + _HEADER_SLACK:
+            after = f" after member {_shown(self.last_member)}" if self.last_member else " at the start"
+            raise FetchError(f"{self.label}: more than the limit of {self.bounds.member_bytes} bytes in one member "
+                             f"or its headers{after}")
+        return data
+
+    def new_member(self, member: tarfile.TarInfo) -> None:
+        self.since_member = 0
+        self.last_member = member.name
+
+
+def _scan_targz(path: Path, label: str, bounds: Bounds, visit: Visitor | None = None) -> None:
+    """Read ``path`` through to the end as a gzip-compressed tar, within ``bounds``, calling ``visit`` on each member.
+
+    This is the only place that decompresses an archive, once per call. The gzip layer checks its CRC and length
+    at the end (a truncated download fails there); the tar layer must reach its end-of-archive marker (tarfile
+    alone stops silently at a missing header). Every member's declared size, the member count and the bytes
+    decompressed are checked as they come, before the data is read. Read errors become
+    :class:`IncompleteArchiveError` naming ``label``; a FetchError raised by a bound or by ``visit`` passes
+    through unchanged.
     """
     try:
-        with gzip.open(path, "rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
-            for member in tar:
-                if visit is not None:
-                    visit(tar, member)
-            end = tar.offset
-            while gz.read(CHUNK):
+        with gzip.open(path, "rb") as gz:
+            reader = _BoundedReader(gz, label, bounds)
+            with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
+                for count, member in enumerate(tar, start=1):
+                    reader.new_member(member)
+                    if count > bounds.members:
+                        raise FetchError(f"{label}: more than the limit of {bounds.members} members")
+                    if member.size > bounds.member_bytes:
+                        raise FetchError(f"{label}: member {_shown(member.name)} has {member.size} bytes, over the "
+                                         f"limit of {bounds.member_bytes}")
+                    if visit is not None:
+                        visit(tar, member)
+                end = tar.offset
+            while reader.read(CHUNK):
                 pass
-            total = gz.tell()
-    except _READ_ERRORS as exc:
-        raise FetchError(f"{label}: not a complete tar.gz archive ({type(exc).__name__}: {exc})") from exc
-    if total < end + 2 * tarfile.BLOCKSIZE:
-        raise FetchError(f"{label}: not a complete tar.gz archive (the tar stream ends without its end marker)")
-
-
-def _reads_fully(path: Path) -> bool:
-    try:
-        _scan_targz(path, str(path))
+            total = reader.total
     except FetchError:
-        return False
-    return True
+        raise
+    except _READ_ERRORS as exc:
+        raise IncompleteArchiveError(f"{label}: not a complete tar.gz archive ({type(exc).__name__}: {exc})") from exc
+    if total < end + 2 * tarfile.BLOCKSIZE:
+        raise IncompleteArchiveError(f"{label}: not a complete tar.gz archive (the tar stream ends without its end "
+                                     "marker)")
 
 
 # --------------------------------------------------------------------------------------------------------- members
+def _shown(name: str, limit: int = 300) -> str:
+    """``repr(name)`` for a message, cut after ``limit`` characters (a pax header can hold a name of any length)."""
+    return repr(name) if len(name) <= limit else f"{name[:limit]!r}... ({len(name)} characters)"
+
+
 def is_score_member(name: str) -> str | None:
     """The path relative to the top folder if ``name`` is an original score, else None.
 
@@ -232,14 +327,18 @@ def _kind(member: tarfile.TarInfo) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------- extract
-def extract_scores(archive: Path, out_dir: Path, manifest: dict[str, str], max_member_bytes: int = 2 * 2**20,
-                   max_total_bytes: int = 200 * 2**20) -> pd.DataFrame:
+def extract_scores(archive: Path, out_dir: Path, manifest: dict[str, str], *, bounds: Bounds | None = None,
+                   label: str | None = None) -> pd.DataFrame:
     """Verify every original score of ``archive`` against ``manifest`` and write each to ``out_dir/<D>.ly``.
 
+    One pass through the archive (see :func:`_scan_targz`) within ``bounds`` reads and verifies the scores.
     Returns one row per score (file, member, sha256, bytes) sorted by file. Files are written only after the whole
-    archive has been read and verified, so a refused archive writes nothing.
+    archive has been read and verified, so a refused archive writes nothing; they are written in a temporary
+    folder beside ``out_dir`` and then moved into it. Errors name ``label`` (default: ``archive``).
     """
     archive = Path(archive)
+    bounds = bounds or default_bounds()
+    label = str(archive) if label is None else label
     found: dict[str, tuple[str, bytes, str]] = {}  # relative path -> (member name, bytes, sha256)
     tops: set[str] = set()
     total = 0
@@ -254,61 +353,90 @@ def extract_scores(archive: Path, out_dir: Path, manifest: dict[str, str], max_m
                 if reason is None and not (member.type in _REGULAR or member.isdir()):
                     reason = f"a {_kind(member)}"
                 if reason is not None:
-                    raise FetchError(f"{archive}: refusing member {name!r}: it looks like a score and has {reason}")
+                    raise FetchError(f"{label}: refusing member {_shown(name)}: it looks like a score and has {reason}")
             return
         if member.type not in _REGULAR:
-            raise FetchError(f"{archive}: refusing score member {name!r}: a {_kind(member)}, not a regular file")
+            raise FetchError(f"{label}: refusing score member {_shown(name)}: a {_kind(member)}, not a regular file")
         tops.add(name.split("/", 1)[0])
         if len(tops) > 1:
-            raise FetchError(f"{archive}: score members under more than one top folder: {sorted(tops)}")
+            raise FetchError(f"{label}: score members under more than one top folder: {sorted(tops)}")
         if rel in found:
-            raise FetchError(f"{archive}: duplicate score member {name!r}")
+            raise FetchError(f"{label}: duplicate score member {_shown(name)}")
         if rel not in manifest:
-            raise FetchError(f"{archive}: unexpected score {name!r} (not in the manifest)")
-        if member.size > max_member_bytes:
-            raise FetchError(f"{archive}: score member {name!r} has {member.size} bytes, over the limit of "
-                             f"{max_member_bytes}")
-        if total + member.size > max_total_bytes:
-            raise FetchError(f"{archive}: the scores exceed the limit of {max_total_bytes} bytes at {name!r}")
+            raise FetchError(f"{label}: unexpected score {_shown(name)} (not in the manifest)")
+        if member.size > bounds.score_bytes:
+            raise FetchError(f"{label}: score member {_shown(name)} has {member.size} bytes, over the limit of "
+                             f"{bounds.score_bytes}")
+        if total + member.size > bounds.scores_bytes:
+            raise FetchError(f"{label}: the scores exceed the limit of {bounds.scores_bytes} bytes at {_shown(name)}")
         handle = tar.extractfile(member)
         if handle is None:
-            raise FetchError(f"{archive}: cannot read score member {name!r}")
+            raise FetchError(f"{label}: cannot read score member {_shown(name)}")
         data = handle.read()
         if len(data) != member.size:
-            raise FetchError(f"{archive}: score member {name!r} is truncated ({len(data)} of {member.size} bytes)")
+            raise FetchError(f"{label}: score member {_shown(name)} is truncated ({len(data)} of {member.size} bytes)")
         total += len(data)
         digest = hashlib.sha256(data).hexdigest()
         if digest != manifest[rel].lower():
-            raise FetchError(f"{archive}: checksum mismatch for {name!r}: expected {manifest[rel].lower()}, "
+            raise FetchError(f"{label}: checksum mismatch for {_shown(name)}: expected {manifest[rel].lower()}, "
                              f"got {digest}")
         found[rel] = (name, data, digest)
 
-    _scan_targz(archive, str(archive), visit)
+    _scan_targz(archive, label, bounds, visit)
     missing = sorted(set(manifest) - set(found))
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise FetchError(f"{archive}: {len(missing)} of {len(manifest)} scores in the manifest are missing from the "
+        raise FetchError(f"{label}: {len(missing)} of {len(manifest)} scores in the manifest are missing from the "
                          f"archive: {shown}")
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
+    files: dict[str, bytes] = {}
     for rel in sorted(found, key=lambda r: r.rsplit("/", 1)[1]):
         name, data, digest = found[rel]
         filename = rel.rsplit("/", 1)[1]
-        with atomic_path(out_dir / filename) as tmp:
-            tmp.write_bytes(data)
+        files[filename] = data
         rows.append({"file": filename, "member": name, "sha256": digest, "bytes": len(data)})
+    _write_files(Path(out_dir), files)
     frame = pd.DataFrame(rows, columns=["file", "member", "sha256", "bytes"])
     return frame.sort_values("file", kind="stable").reset_index(drop=True).astype({"bytes": "int64"})
 
 
-def fetch_lilypond_scores(url: str, archive: Path, out_dir: Path, manifest_path: Path | None = None) -> pd.DataFrame:
-    """Download ``url`` to ``archive`` unless a complete archive is already there, then :func:`extract_scores`."""
+def _write_files(out_dir: Path, files: dict[str, bytes]) -> None:
+    """Write every file in a temporary folder beside ``out_dir``, then move each into ``out_dir`` (a rename).
+
+    A failed write (disk full) leaves ``out_dir`` as it was; the temporary folder is removed whatever happens.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        for filename, data in files.items():
+            (staging / filename).write_bytes(data)
+        out_dir.mkdir(exist_ok=True)
+        for filename in files:
+            os.replace(staging / filename, out_dir / filename)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def fetch_lilypond_scores(url: str, archive: Path, out_dir: Path, manifest_path: Path | None = None, *,
+                          bounds: Bounds | None = None, max_download_bytes: int | None = None) -> pd.DataFrame:
+    """Download ``url`` to ``archive`` unless a complete archive is already there, then :func:`extract_scores`.
+
+    The archive is decompressed once: the extraction's pass is its check. A fresh download is extracted from
+    its temporary file and renamed to ``archive`` only when every score verified; an ``archive`` already there
+    that does not read through (an interrupted earlier copy) is deleted and downloaded again.
+    """
     manifest = load_manifest(manifest_path)
     archive = Path(archive)
-    if not (archive.is_file() and _reads_fully(archive)):
-        if os.path.lexists(archive) and not archive.is_dir():
+    bounds = bounds or default_bounds()
+    if archive.is_file():
+        try:
+            return extract_scores(archive, out_dir, manifest, bounds=bounds)
+        except IncompleteArchiveError:
             archive.unlink()  # an incomplete or corrupt earlier download
-        download(url, archive)
-    return extract_scores(archive, out_dir, manifest)
+    elif os.path.lexists(archive) and not archive.is_dir():
+        archive.unlink()  # a dangling link or other non-file left in its place
+    with atomic_path(archive) as tmp:
+        _download_to(url, tmp, 120.0, MAX_DOWNLOAD_BYTES if max_download_bytes is None else max_download_bytes)
+        frame = extract_scores(tmp, out_dir, manifest, bounds=bounds, label=str(archive))
+    return frame

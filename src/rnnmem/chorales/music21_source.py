@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 from music21 import analysis, bar, converter, expressions, key, meter, repeat, spanner, stream, text
 from music21.corpus import chorales as m21_chorales
-from music21.corpus import manager as corpus_manager
+from music21.corpus import corpora as m21_corpora
 
 from rnnmem.chorales.model import (
     Chorale,
@@ -45,6 +45,7 @@ from rnnmem.chorales.model import (
 SOURCE = "music21"
 NUMBERS = range(1, 372)
 FILE_PREFERENCE = (".mxl", ".musicxml", ".xml", ".krn")
+SOURCE_FORMATS = {".mxl": "musicxml", ".musicxml": "musicxml", ".xml": "musicxml", ".krn": "humdrum"}
 WORKERS = 2
 SERIAL_BELOW = 12  # fewer chorales than this are parsed in this process: a pool costs more than it saves
 
@@ -268,12 +269,10 @@ def riemenschneider_table() -> dict[int, dict[str, Any]]:
 
 def corpus_file(bwv: str) -> Path | None:
     """The corpus file named exactly ``bwv<bwv>`` (else the only one named ``bwv<bwv>…``), MusicXML before Humdrum."""
-    try:
-        found = corpus_manager.getWork(f"bach/bwv{bwv}")
-    except Exception:  # CorpusException: no such work
-        return None
+    # the core corpus only (the files installed with music21), not the local corpora a user's settings may add
+    found = m21_corpora.CoreCorpus().getWorkList(f"bach/bwv{bwv}")
     name = f"bwv{bwv}".lower()
-    paths = [p for p in (found if isinstance(found, list) else [found]) if p.suffix.lower() in FILE_PREFERENCE]
+    paths = [Path(p) for p in found if Path(p).suffix.lower() in FILE_PREFERENCE]
     exact = [p for p in paths if p.stem.lower() == name]
     if not exact:  # music21's list says 18.5-l where the file is bwv18.5-lz: accept one longer name
         longer = {p.stem.lower() for p in paths if p.stem.lower().startswith(name)}
@@ -296,28 +295,29 @@ class _Job(NamedTuple):
     path: str
     title: str
     repeats: str
-    cache: bool
 
 
-def _parse(path: str, cache: bool) -> stream.Score:
-    """``converter.parse`` of a file; with ``cache``, from music21's pickled copy where one is up to date.
+def _parse(path: str) -> stream.Score:
+    """The score in ``path`` (a corpus file), parsed from its source; never from or into a pickle.
 
-    The cache is read, never written: writing a pickle costs twice a parse, and a reader may meet a pickle that
-    another process is still writing (a truncated one raises errors music21 does not catch: then the source is
-    parsed).
+    ``converter.parse(path)`` loads an up-to-date pickle of the file from music21's scratch folder when there is
+    one (``<TMPDIR>/music21/m21-….p.gz``: the shared temporary folder by default, so anyone who can write there
+    can plant one), ``storePickle=False`` still reads them, and a path ending in ``.p``/``.pgz`` is unpickled as
+    such. ``parseFileNoPickle`` with the format named here never looks at a pickle: MusicXML (``.mxl`` is a zip
+    of XML) or Humdrum text only.
     """
-    if cache:
-        try:
-            return converter.parse(path, storePickle=False)
-        except Exception:
-            pass
-    return converter.parse(path, forceSource=True)
+    suffix = Path(path).suffix.lower()
+    if suffix not in SOURCE_FORMATS:
+        raise ChoraleError(f"{path}: not a MusicXML or Humdrum file")
+    converter_ = converter.Converter()
+    converter_.parseFileNoPickle(Path(path), format=SOURCE_FORMATS[suffix])
+    return converter_.stream
 
 
 def _load_one(job: _Job) -> tuple[int, Chorale | None, str]:
     """Parse one file and convert it; returns (number, chorale, "") or (number, None, reason)."""
     try:
-        score = _parse(job.path, job.cache)
+        score = _parse(job.path)
         if score.metadata is not None:  # as corpus.parse and corpus.chorales.Iterator do
             score.metadata.corpusFilePath = f"bach/{Path(job.path).name}"
             score.metadata.title = job.title
@@ -337,13 +337,12 @@ def _run(jobs: list[_Job], workers: int) -> Iterable[tuple[int, Chorale | None, 
 
 
 def load_music21_chorales(repeats: str, on_bad_file: str, numbers: list[int] | None = None, *,
-                          workers: int = WORKERS, cache: bool = True) -> tuple[list[Chorale], list[dict]]:
+                          workers: int = WORKERS) -> tuple[list[Chorale], list[dict]]:
     """The chorales (all 371, or ``numbers``) sorted by Riemenschneider number, and the skipped ones.
 
     A skip row is ``{"file": <corpus file name or "">, "number": n, "reason": text}``; with
     ``on_bad_file="error"`` the first unusable chorale raises ``ChoraleError`` instead. ``workers`` processes
-    parse the files (the order and the result do not depend on it); ``cache`` reads the pickles music21 keeps in
-    its scratch directory (from ``corpus.parse`` calls) where they exist: a third less CPU; the chorales are the same.
+    parse the files (the order and the result do not depend on it), always from their source (see ``_parse``).
     """
     check_source_options(repeats, on_bad_file)
     wanted = sorted(set(NUMBERS if numbers is None else numbers))
@@ -364,7 +363,7 @@ def load_music21_chorales(repeats: str, on_bad_file: str, numbers: list[int] | N
             skipped[number] = {"file": f"bwv{bwv}", "number": number,
                                "reason": f"chorale {number}: music21's corpus has no file bwv{bwv}"}
             continue
-        jobs.append(_Job(number, str(path), str(row["title"]), repeats, cache))
+        jobs.append(_Job(number, str(path), str(row["title"]), repeats))
 
     loaded: dict[int, Chorale] = {}
     for job, (number, chorale, reason) in zip(jobs, _run(jobs, workers), strict=True):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from rnnmem.atomic import write_csv, write_text
-from rnnmem.chorales.model import Chorale
+from rnnmem.chorales.model import Chorale, ChoraleError
 
 SKIPPED_COLUMNS = ["file", "number", "reason"]
 
@@ -18,8 +18,26 @@ def write_chorales(path: Path, chorales: list[Chorale]) -> None:
 
 
 def read_chorales(path: Path) -> list[Chorale]:
+    """The chorales of a JSON-lines file; a line that is not a chorale record raises ChoraleError naming it."""
+    chorales = []
     with open(path, encoding="utf-8") as handle:
-        return [Chorale.from_json(json.loads(line)) for line in handle if line.strip()]
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                chorales.append(Chorale.from_json(json.loads(line)))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, ZeroDivisionError) as error:
+                problem = f"{type(error).__name__}: {error}"
+                raise ChoraleError(f"{path}:{number}: not a chorale record ({problem})") from error
+    return chorales
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV listing the pipeline wrote (skipped files, extracted scores); an unreadable one raises ChoraleError."""
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise ChoraleError(f"{path}: not a CSV table ({type(error).__name__}: {error})") from error
 
 
 def write_skipped(path: Path, rows: list[dict]) -> None:

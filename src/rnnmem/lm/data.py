@@ -19,6 +19,7 @@ import torch
 from rnnmem.errors import RnnmemError
 
 SPLITS = ("train", "valid", "test")
+BEGIN, END = "<s>", "</s>"  # as rnnmem.chorales.dataset writes them (not imported: that module loads pandas)
 NOTE_LETTERS = frozenset("abcdefg")
 PAD_TARGET = -1  # target of a padded step: ignored by every loss and metric
 PAD_ID = 0  # input id of a padded step (its outputs are never scored)
@@ -51,22 +52,40 @@ class TokenData:
         return sum(len(seq) - 1 for seq in self.ids[split])
 
 
-def load_token_data(tokens_path: str | Path, vocab_path: str | Path) -> TokenData:
-    """Read ``tokens.jsonl`` and ``vocab.json``; errors name the file and line at fault."""
-    tokens_path, vocab_path = Path(tokens_path), Path(vocab_path)
+def load_vocab(vocab_path: str | Path) -> list[str]:
+    """Read ``vocab.json``: a JSON list of distinct token strings holding the ``<s>`` and ``</s>`` markers.
+
+    Raises :class:`TokenDataError` naming the file (a missing file too: the CLI prints one line, not a traceback).
+    """
+    vocab_path = Path(vocab_path)
     try:
         vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise TokenDataError(f"{vocab_path}: cannot read the vocabulary ({error})") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise TokenDataError(f"{vocab_path}: cannot read the vocabulary ({reason})") from error
     if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
         raise TokenDataError(f"{vocab_path}: expected a JSON list of tokens")
+    if len(set(vocab)) != len(vocab):
+        duplicate = next(t for t in vocab if vocab.count(t) > 1)
+        raise TokenDataError(f"{vocab_path}: token {duplicate!r} is listed twice")
+    missing = [marker for marker in (BEGIN, END) if marker not in vocab]
+    if missing:
+        raise TokenDataError(f"{vocab_path}: the markers {missing} are missing")
+    return vocab
+
+
+def load_token_data(tokens_path: str | Path, vocab_path: str | Path) -> TokenData:
+    """Read ``tokens.jsonl`` and ``vocab.json`` (:func:`load_vocab`); errors name the file and line at fault."""
+    tokens_path = Path(tokens_path)
+    vocab = load_vocab(vocab_path)
     ids: dict[str, list[list[int]]] = {s: [] for s in SPLITS}
     numbers: dict[str, list[int]] = {s: [] for s in SPLITS}
     notes: dict[str, list[int]] = {s: [] for s in SPLITS}
     try:
         lines = tokens_path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise TokenDataError(f"{tokens_path}: cannot read the token sequences ({error})") from error
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise TokenDataError(f"{tokens_path}: cannot read the token sequences ({reason})") from error
     for line_number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

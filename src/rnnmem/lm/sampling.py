@@ -20,8 +20,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from rnnmem.chorales.dataset import BEGIN, END, UNK
+from rnnmem.errors import RnnmemError
 
 NextLogits = Callable[[list[list[int]]], np.ndarray]
+
+
+class SamplingError(RnnmemError, ValueError):
+    """Sampling cannot run: a bad setting (named by its config key), a vocabulary without the markers, or a model
+    whose logits are not finite or do not match the vocabulary (named by file when the caller gives the names)."""
 
 
 def next_distribution(logits: np.ndarray, temperature: float, banned: Sequence[int] = ()) -> np.ndarray:
@@ -31,14 +37,14 @@ def next_distribution(logits: np.ndarray, temperature: float, banned: Sequence[i
     tokens with a finite logit. A row without any allowed finite logit is an error.
     """
     if not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+        raise SamplingError(f"temperature: must be >= 0, got {temperature}")
     logits = np.array(logits, dtype=np.float64, ndmin=2)
     if np.isnan(logits).any() or np.isposinf(logits).any():
-        raise ValueError("next-token logits contain NaN or +inf")
+        raise SamplingError("logits: the next-token logits contain NaN or +inf")
     logits[:, list(banned)] = -np.inf
     allowed = np.isfinite(logits)
     if not allowed.any(axis=1).all():
-        raise ValueError("a prefix has no allowed next token (all logits -inf or banned)")
+        raise SamplingError("logits: a prefix has no allowed next token (all logits -inf or banned)")
     if temperature == 0:
         probs = np.zeros_like(logits)
         probs[np.arange(len(logits)), np.argmax(logits, axis=1)] = 1.0
@@ -59,18 +65,26 @@ def _draw(probs: np.ndarray, u: float) -> int:
 
 
 def sample_sequences(next_logits: NextLogits, vocab: Sequence[str], temperature: float, count: int,
-                     max_tokens: int, seed: int) -> list[list[str]]:
+                     max_tokens: int, seed: int, *, vocab_name: str = "vocabulary",
+                     model_name: str = "model") -> list[list[str]]:
     """``count`` token lists, each started at ``<s>`` (not included) and ended by ``</s>`` (included) or after
     ``max_tokens`` tokens (``</s>`` counted), whichever comes first.
 
     ``next_logits`` is asked for all unfinished sequences at once, one call per step. Deterministic for a given
     ``seed`` (see the module docstring).
+
+    Errors are :class:`SamplingError`: settings name their ``lm.sampling`` key; a vocabulary without the markers,
+    or of another size than the model's output, is named by ``vocab_name`` (its file); non-finite logits by
+    ``model_name`` (the model file).
     """
-    if count < 0 or max_tokens < 0:
-        raise ValueError("count and max_tokens must be >= 0")
+    if not temperature >= 0:
+        raise SamplingError(f"lm.sampling.temperatures: {temperature} is not a temperature >= 0")
+    for key, value in (("count", count), ("max_tokens", max_tokens)):
+        if value < 0:
+            raise SamplingError(f"lm.sampling.{key}: must be >= 0, got {value}")
     index = {token: i for i, token in enumerate(vocab)}
     if BEGIN not in index or END not in index:
-        raise ValueError(f"the vocabulary must contain {BEGIN!r} and {END!r}")
+        raise SamplingError(f"{vocab_name}: the vocabulary must contain {BEGIN!r} and {END!r}")
     begin, end = index[BEGIN], index[END]
     banned = [index[t] for t in (BEGIN, UNK) if t in index]
     streams = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(count)]
@@ -80,9 +94,15 @@ def sample_sequences(next_logits: NextLogits, vocab: Sequence[str], temperature:
         if not active:
             break
         logits = np.asarray(next_logits([list(prefixes[i]) for i in active]))
-        if logits.shape != (len(active), len(vocab)):
+        if logits.ndim != 2 or len(logits) != len(active):
             raise ValueError(f"next_logits returned shape {logits.shape}, expected {(len(active), len(vocab))}")
-        probs = next_distribution(logits, temperature, banned)
+        if logits.shape[1] != len(vocab):
+            raise SamplingError(f"{vocab_name}: {len(vocab)} tokens, but {model_name} predicts {logits.shape[1]}")
+        try:
+            probs = next_distribution(logits, temperature, banned)
+        except SamplingError as error:
+            reason = str(error).removeprefix("logits: ")
+            raise SamplingError(f"{model_name}: {reason} (diverged or corrupt weights?)") from error
         still = []
         for row, i in enumerate(active):
             token = _draw(probs[row], streams[i].random())

@@ -17,9 +17,20 @@
 Checkpoints (every ``checkpoint_every`` optimizer steps, at the end of every epoch, and when training ends) hold
 the model, optimizer and scheduler states, every RNG state (torch CPU and CUDA, the numpy Generator that shuffles,
 python's ``random``), the position in the epoch and its order, the running sums of the epoch, the learning curve,
-and the best weights. They are plain tensors and Python values (``torch.load(weights_only=True)`` reads them) and
-written atomically. :func:`train_lm` resumes from an existing checkpoint and ends with the same weights, bit for
-bit, as an uninterrupted run on the same device (only the timing columns differ).
+the best weights, and the vocabulary the model reads (its tokens, in id order). They are plain tensors and Python
+values (``torch.load(weights_only=True)`` reads them), written atomically, with the same bytes for the same state
+(:mod:`rnnmem.tensor_files`), and verified when read (the zip CRC-32 of every member and the archive's
+structure): a damaged file raises CheckpointError naming it. :func:`train_lm` resumes from an existing
+checkpoint of the same run and ends with the same weights, bit for bit, as an uninterrupted run on the same
+device (only the timing columns differ).
+
+A run's *identity* is what its result depends on: model kind, hidden size, regime, every setting except
+``checkpoint_every``, seed, a digest of the vocabulary and one of the training and validation ids, and the
+checkpoint format. With ``checkpoint_dir`` the checkpoint is ``<checkpoint_dir>/<SHA-256 of the identity>.ckpt``
+(:func:`checkpoint_path`), so a run whose settings or data changed never meets the checkpoint of another, and
+switching a setting back finds its own. ``max_epochs`` is no part of the identity: a finished run asked for more
+epochs goes on from its checkpoint (what a run with that many epochs from the start gives); a checkpoint already
+past ``max_epochs`` is set aside and the run starts afresh.
 
 The learning curve has one row per epoch:
   ``epoch``
@@ -56,16 +67,17 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from rnnmem.atomic import atomic_path
+from rnnmem import tensor_files
 from rnnmem.errors import RnnmemError
-from rnnmem.lm.data import PAD_ID, PAD_TARGET, TokenData, pad_batch
+from rnnmem.lm.data import PAD_ID, PAD_TARGET, TokenData, TokenDataError, pad_batch
 from rnnmem.lm.evaluate import evaluate_lm
 from rnnmem.lm.model import TokenLM
 from rnnmem.progress import progress
 from rnnmem.runtime import pick_device
 
 REGIMES = ("seed", "modern")
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the vocabulary's tokens are stored; files written byte-deterministically
+CHECKPOINT_SUFFIX = ".ckpt"
 
 SEED_DEFAULTS: dict[str, Any] = {
     "lr": 3e-4, "lr_divisor": 1.5, "tolerance": 0.01, "checkpoint_every": 1000, "activation": "logistic",
@@ -76,6 +88,7 @@ MODERN_DEFAULTS: dict[str, Any] = {
     "lr_patience": 2, "lr_factor": 0.5, "min_delta": 0.0, "weight_decay": 0.0, "checkpoint_every": 200,
     "activation": "logistic", "init": "uniform",
 }
+TIMING_KEYS = ("seconds", "train_seconds", "compute_seconds")  # wall-clock times: in checkpoints, not model files
 CURVE_COLUMNS = ("epoch", "train_nll", "valid_nll", "train_squared_error", "valid_squared_error", "lr", "seconds",
                  "train_seconds", "compute_seconds", "steps", "tokens")
 
@@ -85,6 +98,10 @@ StepHook = Callable[[TokenLM, int], None]
 
 class CheckpointError(RnnmemError, RuntimeError):
     """A checkpoint cannot be read or belongs to another run; the message names the file."""
+
+
+class VocabularyMismatchError(RnnmemError, ValueError):
+    """A vocabulary file is not the one a model was trained with; the message names both files."""
 
 
 class TrainingStopped(RuntimeError):
@@ -139,12 +156,24 @@ def _fresh_sums() -> dict[str, float]:
                           "train_seconds", "seconds"), 0.0)
 
 
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()
+
+
 def _identity(data: TokenData, kind: str, hidden: int, regime: str, settings: dict[str, Any], seed: int) -> str:
-    """What a checkpoint must match to be resumed: the run's definition and a digest of its data."""
-    digest = hashlib.sha256(json.dumps([data.vocab, data.ids["train"], data.ids["valid"]]).encode()).hexdigest()
-    settings = {k: v for k, v in settings.items() if k != "checkpoint_every"}
+    """What a checkpoint must match to be resumed (JSON): the run's definition, digests of its vocabulary and of
+    its training and validation ids, and the checkpoint format."""
+    settings = {k: v for k, v in resolve_settings(regime, settings).items() if k != "checkpoint_every"}
     return json.dumps({"kind": kind, "hidden": hidden, "regime": regime, "settings": settings, "seed": seed,
-                       "data": digest}, sort_keys=True)
+                       "vocab": _digest(data.vocab), "data": _digest([data.ids["train"], data.ids["valid"]]),
+                       "format": CHECKPOINT_FORMAT}, sort_keys=True)
+
+
+def checkpoint_path(checkpoint_dir: str | Path, data: TokenData, kind: str, hidden: int, regime: str,
+                    settings: dict[str, Any] | None, seed: int) -> Path:
+    """The checkpoint file of a run in ``checkpoint_dir``: ``<SHA-256 of the run's identity>.ckpt``."""
+    identity = _identity(data, kind, hidden, regime, settings or {}, seed)
+    return Path(checkpoint_dir) / f"{hashlib.sha256(identity.encode()).hexdigest()}{CHECKPOINT_SUFFIX}"
 
 
 def _rng_states(numpy_rng: np.random.Generator, device: torch.device) -> dict[str, Any]:
@@ -173,34 +202,84 @@ def _cpu_state(module_or_state: nn.Module | dict[str, Tensor]) -> dict[str, Tens
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`train_lm`; a missing, corrupt or foreign file raises CheckpointError."""
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a truncated or foreign file
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({type(error).__name__}: {error})") from error
-    required = {"format", "identity", "model", "optimizer", "scheduler", "rng", "loop", "best_state"}
-    if not isinstance(payload, dict) or not required <= set(payload):
-        raise CheckpointError(f"{path}: not a language-model checkpoint (missing {sorted(required - set(payload))})"
-                              if isinstance(payload, dict) else f"{path}: not a language-model checkpoint")
+    payload = tensor_files.load(path, CheckpointError, "language-model checkpoint")
+    if not isinstance(payload, dict) or "format" not in payload:
+        raise CheckpointError(f"{path}: not a language-model checkpoint")
     if payload["format"] != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: checkpoint format {payload['format']}, expected {CHECKPOINT_FORMAT}")
+        raise CheckpointError(f"{path}: checkpoint format {payload['format']}, expected {CHECKPOINT_FORMAT} "
+                              "(written by another version of rnnmem; retrain)")
+    required = {"format", "identity", "vocab", "model", "optimizer", "scheduler", "rng", "loop", "best_state"}
+    if not required <= set(payload):
+        raise CheckpointError(f"{path}: not a language-model checkpoint (missing {sorted(required - set(payload))})")
+    vocab = payload["vocab"]
+    if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab) or len(vocab) != payload.get(
+            "vocab_size"):
+        raise CheckpointError(f"{path}: the stored vocabulary is not a list of {payload.get('vocab_size')} tokens")
     return payload
 
 
-def load_trained(path: str | Path, device: torch.device | str | None = None) -> tuple[TokenLM, pd.DataFrame]:
-    """The model :func:`train_lm` returned (best weights for the modern regime, last for the seed regime) and its
-    learning curve, rebuilt from the run's final checkpoint."""
-    payload = load_checkpoint(path)
-    identity = json.loads(payload["identity"])
-    model = build_model(identity["kind"], payload["vocab_size"], identity["hidden"], identity["regime"],
-                        identity["settings"], identity["seed"])
-    state = payload["best_state"] if identity["regime"] == "modern" and payload["best_state"] else payload["model"]
+def check_vocabulary(model_path: str | Path, trained: list[str], vocab_path: str | Path) -> list[str]:
+    """The tokens of ``vocab_path`` when they are those the model of ``model_path`` was trained with (``trained``),
+    in the same order; otherwise VocabularyMismatchError naming both files and the first differing token."""
+    vocab_path = Path(vocab_path)
     try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise CheckpointError(f"{path}: weights do not fit the model ({error})") from error
+        vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise TokenDataError(f"{vocab_path}: cannot read the vocabulary ({error})") from error
+    if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+        raise TokenDataError(f"{vocab_path}: expected a JSON list of tokens")
+    if vocab == trained:
+        return vocab
+    where = f"{vocab_path}: not the vocabulary {model_path} was trained with"
+    for index, (ours, theirs) in enumerate(zip(vocab, trained, strict=False)):
+        if ours != theirs:
+            raise VocabularyMismatchError(f"{where}: token {index} is {ours!r} here, {theirs!r} in the model")
+    if len(vocab) < len(trained):
+        raise VocabularyMismatchError(f"{where}: {len(vocab)} tokens here, {len(trained)} in the model (token "
+                                      f"{len(vocab)}, {trained[len(vocab)]!r}, is missing here)")
+    raise VocabularyMismatchError(f"{where}: {len(vocab)} tokens here, {len(trained)} in the model (token "
+                                  f"{len(trained)}, {vocab[len(trained)]!r}, is not in the model)")
+
+
+def write_model(checkpoint: str | Path, model_out: str | Path) -> None:
+    """The run's model file: its final checkpoint with the wall-clock times left out (NaN in the learning curve,
+    0 in the epoch's sums; they go to the job's log), so that the same run gives the same bytes."""
+    payload = load_checkpoint(checkpoint)
     loop = payload["loop"]
-    curve = _curve_frame(loop["curve"], loop)
+    loop["curve"] = [{**row, **dict.fromkeys(TIMING_KEYS, math.nan)} for row in loop["curve"]]
+    loop["sums"] = {**loop["sums"], **{key: 0.0 for key in TIMING_KEYS if key in loop["sums"]}}
+    tensor_files.save(model_out, payload)
+
+
+def load_trained(path: str | Path, device: torch.device | str | None = None,
+                 vocab_path: str | Path | None = None) -> tuple[TokenLM, pd.DataFrame]:
+    """The model :func:`train_lm` returned (best weights for the modern regime, last for the seed regime) and its
+    learning curve, rebuilt from the run's final checkpoint. With ``vocab_path``, that vocabulary file must hold
+    the tokens the model was trained with (see :func:`check_vocabulary`)."""
+    payload = load_checkpoint(path)
+    if vocab_path is not None:
+        check_vocabulary(path, payload["vocab"], vocab_path)
+    try:
+        identity = json.loads(payload["identity"])
+        model = build_model(identity["kind"], payload["vocab_size"], identity["hidden"], identity["regime"],
+                            identity["settings"], identity["seed"])
+        state = payload["best_state"] if identity["regime"] == "modern" and payload["best_state"] else payload["model"]
+        model.load_state_dict(state)
+        loop = payload["loop"]
+        curve = _curve_frame(loop["curve"], loop)
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: weights do not fit the model ({type(error).__name__}: {error})") from error
     return model.to(torch.device(device) if device is not None else pick_device()), curve
+
+
+def resumable(payload: dict[str, Any], max_epochs: int, path: str | Path) -> bool:
+    """Whether a checkpoint of the same identity can go on to ``max_epochs``: it has not trained past them (a
+    checkpoint inside epoch ``max_epochs + 1`` has). ``path`` is the file the messages name."""
+    try:
+        epoch, order = payload["loop"]["epoch"], payload["loop"]["order"]
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: no training position ({type(error).__name__}: {error})") from error
+    return epoch < max_epochs or (epoch == max_epochs and order is None)
 
 
 def _curve_frame(rows: list[dict[str, Any]], loop: dict[str, Any]) -> pd.DataFrame:
@@ -247,23 +326,30 @@ def train_lm(
     regime: str,
     settings: dict[str, Any] | None,
     seed: int,
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     device: torch.device | str | None = None,
     max_epochs: int = 100,
     stop_after_steps: int | None = None,
     step_hook: StepHook | None = None,
     desc: str | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> tuple[TokenLM, pd.DataFrame]:
     """Train one language model on ``data.ids['train']`` (validation on ``data.ids['valid']``); see the module doc.
 
-    Resumes from ``checkpoint`` when it exists (it must come from the same run definition and data, else
-    CheckpointError); a finished run's checkpoint returns its result at once. ``stop_after_steps`` writes a
+    The checkpoint is the file ``checkpoint`` or, with ``checkpoint=None``, the run's own file in
+    ``checkpoint_dir`` (:func:`checkpoint_path`). Resumes from it when it exists (it must come from the same run
+    definition and data, else CheckpointError); a finished run's checkpoint returns its result at once; one
+    already trained past ``max_epochs`` is replaced by a fresh run. ``stop_after_steps`` writes a
     checkpoint after that many optimizer steps (counted from the run's start) and raises TrainingStopped.
     Returns the model (on ``device``) and the learning curve; ``curve.attrs`` holds ``stop_reason``
     (converged, diverged, early_stopping, max_epochs), ``best_epoch``, ``best_valid_nll`` and ``steps``.
     """
     settings = resolve_settings(regime, settings)
     device = torch.device(device) if device is not None else pick_device()
+    if (checkpoint is None) == (checkpoint_dir is None):
+        raise ValueError("give either a checkpoint file or a checkpoint folder")
+    if checkpoint is None:
+        checkpoint = checkpoint_path(checkpoint_dir, data, kind, hidden, regime, settings, seed)
     checkpoint = Path(checkpoint)
     if not data.ids["train"]:
         raise ValueError("no training chorales")
@@ -282,11 +368,13 @@ def train_lm(
     loop = _Loop(lr=settings["lr"], sums=_fresh_sums())
     best_state: dict[str, Tensor] | None = None
 
-    if checkpoint.exists():
-        payload = load_checkpoint(checkpoint)
-        if payload["identity"] != identity:
-            raise CheckpointError(f"{checkpoint}: checkpoint of another run or data set (found {payload['identity']},"
-                                  f" expected {identity}); delete it to start afresh")
+    payload = load_checkpoint(checkpoint) if checkpoint.exists() else None
+    if payload is not None and payload["identity"] != identity:
+        raise CheckpointError(f"{checkpoint}: checkpoint of another run or data set (found {payload['identity']},"
+                              f" expected {identity}); delete it to start afresh")
+    if payload is not None and not resumable(payload, max_epochs, checkpoint):
+        payload = None  # trained past max_epochs: a fresh run gives what this many epochs give
+    if payload is not None:
         try:
             model.load_state_dict(payload["model"])
             if optimizer is not None:
@@ -303,14 +391,13 @@ def train_lm(
 
     def save() -> None:
         payload = {
-            "format": CHECKPOINT_FORMAT, "identity": identity, "vocab_size": data.vocab_size,
+            "format": CHECKPOINT_FORMAT, "identity": identity, "vocab_size": data.vocab_size, "vocab": list(data.vocab),
             "model": _cpu_state(model),
             "optimizer": optimizer.state_dict() if optimizer is not None else {},
             "scheduler": scheduler.state_dict() if scheduler is not None else {},
             "rng": _rng_states(numpy_rng, device), "loop": asdict(loop), "best_state": best_state or {},
         }
-        with atomic_path(checkpoint) as tmp:
-            torch.save(payload, tmp)
+        tensor_files.save(checkpoint, payload)
 
     if loop.stop_reason == "max_epochs" and loop.epoch < max_epochs:
         loop.stop_reason = None  # a finished run asked for more epochs continues

@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 
 from rnnmem.cells import EnsembleRecurrence
+from rnnmem.config import ConfigError
 from rnnmem.memory import NonFiniteStatesError
 
 ACTIVATIONS = ("tanh", "linear")
@@ -62,7 +63,7 @@ class CapacitySettings:
         positive = {"rho": self.rho, "input_scale": self.input_scale}
         for name, value in positive.items():
             if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+                raise ConfigError(f"memory.capacity.esn.{name}: must be a finite number > 0, got {value!r}")
         at_least = {
             "train_length": (self.train_length, 1),
             "washout": (self.washout, 0),
@@ -72,13 +73,13 @@ class CapacitySettings:
         }
         for name, (value, low) in at_least.items():
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-                raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+                raise ConfigError(f"memory.capacity.{name}: must be an integer ≥ {low}, got {value!r}")
         if not (np.isfinite(self.ridge) and self.ridge >= 0):
-            raise ValueError(f"ridge must be a finite number ≥ 0, got {self.ridge!r}")
+            raise ConfigError(f"memory.capacity.ridge: must be a finite number ≥ 0, got {self.ridge!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or self.seed < 0:
-            raise ValueError(f"seed must be an integer ≥ 0, got {self.seed!r}")
+            raise ConfigError(f"memory.capacity.seed: must be an integer ≥ 0, got {self.seed!r}")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+            raise ConfigError(f"memory.capacity.esn.activation: must be one of {ACTIVATIONS}, got {self.activation!r}")
 
     @property
     def discarded(self) -> int:
@@ -139,7 +140,7 @@ def gru_states(k: int, settings: CapacitySettings, weight_scale: float) -> tuple
     """States h(t) (R, steps, k) of R random GRUs of size k (N(0, 1) × ``weight_scale``), and their inputs."""
     _check_k(k)
     if not weight_scale > 0:
-        raise ValueError(f"weight_scale must be > 0, got {weight_scale!r}")
+        raise ConfigError(f"memory.capacity.gru.weight_scale: must be > 0, got {weight_scale!r}")
     children = _children(settings.seed, k, GRU_CODE, settings.reservoirs)
     seeds = [int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for child in children]
     gru = EnsembleRecurrence("gru", input_size=1, hidden=k, members=settings.reservoirs)
@@ -156,7 +157,7 @@ def gru_states(k: int, settings: CapacitySettings, weight_scale: float) -> tuple
 
 def _check_k(k: int) -> None:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be an integer ≥ 1, got {k!r}")
+        raise ConfigError(f"memory.capacity.k: must be an integer ≥ 1, got {k!r}")
 
 
 def _lagged(inputs: np.ndarray, start: int, length: int, max_lag: int) -> np.ndarray:
@@ -204,7 +205,8 @@ def capacity_from_states(states: np.ndarray, inputs: np.ndarray, settings: Capac
     bad = ~np.isfinite(states).all(axis=(1, 2))
     if bad.any():
         raise NonFiniteStatesError(
-            f"reservoirs {np.flatnonzero(bad).tolist()} of size k = {states.shape[2]} have inf/NaN states"
+            f"memory.capacity: reservoirs {np.flatnonzero(bad).tolist()} of size k = {states.shape[2]} have inf/NaN "
+            "states"
         )
     train_start = settings.discarded
     test_start = train_start + settings.train_length

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from rnnmem.cells import GATES, EnsembleRecurrence
+from rnnmem.config import ConfigError
 from rnnmem.memory import NonFiniteStatesError
 
 MODEL_CODES = {"vanilla": 1, "gru": 2}
@@ -53,11 +54,12 @@ CHECK_EVERY = 32  # steps between checks for non-finite states and for retired d
 def _scale_value(weight_scale: float | str, k: int) -> float:
     if isinstance(weight_scale, str):
         if weight_scale != "inv_sqrt_k":
-            raise ValueError(f"unknown weight_scale {weight_scale!r}; expected a number or 'inv_sqrt_k'")
+            raise ConfigError(f"memory.dlk.weight_scale: unknown value {weight_scale!r}; expected a number or "
+                              "'inv_sqrt_k'")
         return 1.0 / math.sqrt(k)
     scale = float(weight_scale)
     if not scale > 0.0:
-        raise ValueError(f"weight_scale must be positive, got {weight_scale!r}")
+        raise ConfigError(f"memory.dlk.weight_scale: must be positive, got {weight_scale!r}")
     return scale
 
 
@@ -68,9 +70,10 @@ def member_seeds(model: str, k: int, draws: int, seed: int) -> list[int]:
     seeds of ``draws`` networks are a prefix of those of more draws, so adding draws keeps the first ones.
     """
     if model not in MODEL_CODES:
-        raise ValueError(f"unknown model {model!r}; expected one of {tuple(MODEL_CODES)}")
-    if k < 1 or draws < 1:
-        raise ValueError(f"need k >= 1 and draws >= 1, got k={k}, draws={draws}")
+        raise ConfigError(f"memory.dlk.models: unknown model {model!r}; expected one of {tuple(MODEL_CODES)}")
+    for key, value in (("k", k), ("draws", draws)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ConfigError(f"memory.dlk.{key}: must be an integer >= 1, got {value!r}")
     state = np.random.SeedSequence([int(seed), MODEL_CODES[model], int(k)]).generate_state(draws, dtype=np.uint64)
     return [int(s) for s in state]
 
@@ -120,7 +123,8 @@ def _non_finite(cells: EnsembleRecurrence, distances: Tensor, start: int, offset
     row, column = (int(i) for i in bad.nonzero()[0])
     draw = offset + column  # columns of ``distances`` are the chunk's draws, retired or not
     raise NonFiniteStatesError(
-        f"{cells.kind} network with k={cells.hidden}: non-finite hidden state at step l={start + row + 1} "
+        f"memory.dlk.weight_scale: {cells.kind} network with k={cells.hidden}: non-finite hidden state at step "
+        f"l={start + row + 1} "
         f"(draw {draw}) with weight_scale={getattr(cells, 'weight_scale', 'unrecorded')!r}; "
         "(NaN/inf weights, or pre-activations beyond the float64 range)"
     )
