@@ -17,7 +17,8 @@ from rnnmem.chorales.fetch import fetch_lilypond_scores
 from rnnmem.chorales.lilypond_source import file_number, load_lilypond_chorales
 from rnnmem.chorales.model import ChoraleError, transpose_to_c
 from rnnmem.chorales.music21_source import load_music21_chorales
-from rnnmem.chorales.store import read_chorales, read_table, write_chorales, write_skipped
+from rnnmem.chorales.store import SKIPPED_COLUMNS, read_chorales, write_chorales, write_skipped
+from rnnmem.tables import read_table
 
 
 def chorales_fetch(url: str, archive: Path, scores_dir: Path, listing: Path) -> None:
@@ -34,7 +35,7 @@ def chorales_events(source: str, params: dict[str, Any], listing: Path | None, e
     if source == "music21":
         chorales, skipped = load_music21_chorales(params["repeats"], params["on_bad_file"], numbers)
     else:
-        files = [listing.parent / "ly" / name for name in read_table(listing)["file"]]
+        files = [listing.parent / "ly" / name for name in read_table(listing, ["file"])["file"]]
         if numbers is not None:
             wanted = set(numbers)
             files = [path for path in files if file_number(path) in wanted]
@@ -49,8 +50,9 @@ def chorales_events(source: str, params: dict[str, Any], listing: Path | None, e
 def chorales_dataset(params: dict[str, Any], transposed: Path, skipped: Path, out_dir: Path) -> None:
     """Figure-20 texts, tokens, training-split vocabulary, tune-grouped splits and stats."""
     split = params["split"]
+    skipped_count = len(read_table(skipped, SKIPPED_COLUMNS, allow_empty=True))
     write_dataset(read_chorales(transposed), out_dir, split["seed"], split["valid"], split["test"],
-                  skipped_count=len(read_table(skipped)), similarity=split["similarity"])
+                  skipped_count=skipped_count, similarity=split["similarity"])
 
 
 def chorales_agreement(lilypond: Path, music21: Path, out: Path) -> None:

@@ -6,7 +6,6 @@ called from the CLI, a test or a notebook alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,29 +36,13 @@ from rnnmem.memory.gradients import GradientRecorder, by_lag, gradient_norms_by_
 from rnnmem.reber import Experiment, member_strings, run_experiment, summarize
 from rnnmem.runtime import pick_device
 from rnnmem.sequences import encode
+from rnnmem.tables import read_table
 from rnnmem.toy import most_active_outputs, train_toy
 from rnnmem.training import make_regime
 
 RUN_COLUMNS = ["experiment", "grammar", "model", "hidden", "params", "regime", "seed", "solved", "strings_to_success",
                "legal_acc_test", "outer_acc_test"]
 HISTOGRAM_COLUMNS = ["experiment", "model", "regime", "phase", "group", "steps", "bin_low", "bin_high", "count"]
-
-
-def read_table(path: Path, columns: Sequence[str], allow_empty: bool = False) -> pd.DataFrame:
-    """A CSV input of a job, checked: :class:`InputFileError` naming the file when it is not a CSV table, lacks
-    one of ``columns`` or (unless ``allow_empty``) has no rows. A missing file raises ``FileNotFoundError``, which
-    names it too."""
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputFileError(f"{path}: not a CSV table ({reason})") from error
-    missing = [column for column in columns if column not in frame.columns]
-    if missing:
-        raise InputFileError(f"{path}: lacks the columns {missing}")
-    if frame.empty and not allow_empty:
-        raise InputFileError(f"{path}: has no rows")
-    return frame
 
 
 def _weight_scale(value: float | str, k: int, key: str) -> float:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from rnnmem.atomic import write_csv
-from rnnmem.lm.data import load_token_data
+from rnnmem.lm.data import load_token_data, load_vocab
 from rnnmem.lm.evaluate import evaluate_lm
 from rnnmem.lm.model import lm_parameter_count, matched_hidden
 from rnnmem.lm.ngram import KneserNeyLM, select_order
@@ -30,6 +30,7 @@ from rnnmem.lm.train import (
     write_model,
 )
 from rnnmem.runtime import pick_device
+from rnnmem.tables import read_table
 
 SCORE_COLUMNS = ["source", "model", "kind", "size", "hidden", "params", "regime", "seed", "nll_test", "bits_per_token",
                  "perplexity", "bits_per_note", "accuracy", "squared_error", "squared_error_softmax", "order",
@@ -131,7 +132,7 @@ def lm_ngram(params: dict[str, Any], tokens: Path, vocab: Path, out: Path, order
 
 def lm_scores(parts: list[Path], out: Path) -> None:
     """chorales/scores.csv: every model's row, the n-gram first."""
-    table = pd.concat([pd.read_csv(path) for path in parts], ignore_index=True)
+    table = pd.concat([read_table(path, SCORE_COLUMNS) for path in parts], ignore_index=True)
     write_csv(out, table)
 
 
@@ -139,14 +140,14 @@ def lm_samples(params: dict[str, Any], vocab: Path, model_path: Path, out_dir: P
     """N samples per temperature from one model, each as text, MusicXML, MIDI and an engraved PNG; ``vocab`` must
     be the vocabulary the model was trained with."""
     model, _ = load_trained(model_path, device=pick_device(), vocab_path=vocab)
-    vocabulary = json.loads(Path(vocab).read_text(encoding="utf-8"))
+    vocabulary = load_vocab(vocab)
     from rnnmem.lm.render import write_sample  # music21
 
     next_logits = stateful_next_logits(model)
     rows = []
     for temperature in params["temperatures"]:
         samples = sample_sequences(next_logits, vocabulary, temperature, params["count"], params["max_tokens"],
-                                   params["seed"])
+                                   params["seed"], vocab_name=str(vocab), model_name=str(model_path))
         for index, tokens in enumerate(samples):
             stem = out_dir / f"T{temperature:g}_{index:02d}"
             title = f"{params['label']}, T = {temperature:g}, sample {index}"
@@ -172,7 +173,7 @@ def lm_sample_metrics(listings: list[Path], transposed: Path, tokens: Path, out:
     reference_tokens = [r["tokens"] for r in records if r["split"] == "test"]
     results = [("Bach (held-out)", None, reference_metrics(reference, reference_tokens, training))]
     for listing in listings:
-        samples = pd.read_csv(listing, keep_default_na=False)
+        samples = read_table(listing, ["model", "temperature", "tokens"], keep_default_na=False)
         for (model, temperature), group in samples.groupby(["model", "temperature"], sort=False):
             token_lists = [t.split(" ") if t else [] for t in group["tokens"]]
             chorales = [tokens_to_chorale(t, i)[0] for i, t in enumerate(token_lists)]
@@ -195,7 +196,7 @@ def learning_curves(curves: list[Path], table_out: Path, figure: Path) -> None:
     """Train/valid NLL per epoch of every chorale model, one panel per regime."""
     from rnnmem.figure_io import plt, save_figure
 
-    table = pd.concat([pd.read_csv(path) for path in curves], ignore_index=True)
+    table = pd.concat([read_table(path, ["epoch", "regime", "model"]) for path in curves], ignore_index=True)
     write_csv(table_out, table)
     regimes = list(dict.fromkeys(table["regime"]))
     fig, axes = plt.subplots(1, len(regimes), figsize=(6.5 * len(regimes), 4.4), squeeze=False)

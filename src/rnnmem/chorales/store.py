@@ -32,14 +32,6 @@ def read_chorales(path: Path) -> list[Chorale]:
     return chorales
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV listing the pipeline wrote (skipped files, extracted scores); an unreadable one raises ChoraleError."""
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ChoraleError(f"{path}: not a CSV table ({type(error).__name__}: {error})") from error
-
-
 def write_skipped(path: Path, rows: list[dict]) -> None:
     frame = pd.DataFrame(rows, columns=SKIPPED_COLUMNS)
     frame["number"] = frame["number"].astype("Int64")
