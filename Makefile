@@ -46,7 +46,7 @@ test: venv  ## unit and workflow tests
 expected: venv
 	$(BIN)/python tests/smoke_tables.py --update
 
-lint: venv  ## ruff, snakefmt (pinned in the dev extra) and snakemake --lint; tests/test_lint.py runs the same
+lint: venv  ## ruff, snakefmt (pinned in the dev extra) and snakemake --lint; tests/workflow/test_lint.py runs the same
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m snakefmt --check Snakefile workflow/rules
 	$(BIN)/python -m snakemake --lint

@@ -1,6 +1,6 @@
 """Plain NumPy float64 reference of the report's cells (§1.2), one network and one sequence at a time.
 
-Written from the equations of ``rnnmem.cells``' docstring, independently of its implementation: an explicit
+Written from the equations of ``rnnmem.core.cells``' docstring, independently of its implementation: an explicit
 loop over time, row-vector products, and every gate sliced out of the weight matrices by hand. Weight layout
 of one member (as the ensemble stores it): ``w_ih`` (I, G*H), ``w_hh`` (H, G*H), ``b`` (G*H,), gates side by
 side along the columns — GRU: z, r, n; LSTM: i, f, g, o.

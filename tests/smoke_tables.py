@@ -1,7 +1,7 @@
 """The smoke run's result tables and their committed SHA-256 manifest (tests/expected/smoke-tables.sha256).
 
 Any machine that runs `make test` checks that it reproduces every table of the smoke DAG byte for byte
-(tests/test_workflow.py). When a change is meant to move results, regenerate the manifest deliberately:
+(tests/workflow/test_workflow.py). When a change is meant to move results, regenerate the manifest deliberately:
 
     make expected        # = python tests/smoke_tables.py --update: runs the smoke DAG in a temporary folder
 
@@ -54,7 +54,8 @@ def read_manifest(path: Path = MANIFEST) -> dict[str, str]:
 def write_manifest(digests: dict[str, str], path: Path = MANIFEST) -> None:
     lines = ["# SHA-256 of every result table of the smoke DAG (tests/config.smoke.yaml + the LilyPond overlay with",
              "# the Hardy archive from ../shared), as `sha256sum` writes them, paths under results/.",
-             "# Checked by tests/test_workflow.py; regenerate with `make expected` only when results should move.",
+             "# Checked by tests/workflow/test_workflow.py; regenerate with `make expected` only when results "
+             "should move.",
              *(f"# excluded: {pattern}: {reason}" for pattern, reason in EXCLUDED.items()),
              *(f"{digest}  {name}" for name, digest in sorted(digests.items()))]
     path.parent.mkdir(parents=True, exist_ok=True)

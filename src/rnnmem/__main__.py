@@ -1,6 +1,6 @@
 """``python -m rnnmem`` and the ``rnnmem`` script: pin the arithmetic path first, then run the command line."""
 
-from rnnmem.portable import pin_process
+from rnnmem.core.portable import pin_process
 
 
 def entry() -> int:

@@ -1,4 +1,6 @@
-"""Command line: one sub-command per rule family. Argument parsing only; the work is in :mod:`rnnmem.jobs`."""
+"""Command line: one sub-command per rule family. Argument parsing only; the work is in each branch's jobs module
+(:mod:`rnnmem.reber.jobs`, :mod:`rnnmem.memory.jobs`, :mod:`rnnmem.chorales.jobs`, :mod:`rnnmem.lm.jobs`) and in
+:mod:`rnnmem.bench.suite`."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import traceback
 from pathlib import Path
 from typing import NoReturn
 
-from rnnmem.errors import DEBUG_ENV, RnnmemError, debug_requested
+from rnnmem.core.errors import DEBUG_ENV, RnnmemError, debug_requested
 
 
 def _json(text: str) -> dict:
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     ``RNNMEM_DEBUG=1`` prints the traceback before that line. Any other exception is a bug: its traceback shows."""
     args = build_parser().parse_args(argv)
     debug = args.debug or debug_requested()
-    from rnnmem.runtime import configure_torch  # loads torch: after the arguments are known to be usable
+    from rnnmem.core.runtime import configure_torch  # loads torch: after the arguments are known to be usable
 
     configure_torch(args.threads)
     try:
@@ -243,47 +245,49 @@ def _fail(command: str, message: str, debug: bool) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command.startswith("chorales-"):
         return _run_chorales(args)
-    from rnnmem import jobs  # after configure_torch: imports torch-heavy modules
+    # after configure_torch: these import torch-heavy modules
+    from rnnmem.memory import jobs as memory_jobs
+    from rnnmem.reber import jobs as reber_jobs
 
     if args.command == "reber-train":
-        jobs.reber_train(args.params, args.model, args.spec, args.table, args.gradients)
+        reber_jobs.reber_train(args.params, args.model, args.spec, args.table, args.gradients)
     elif args.command == "reber-tables":
-        jobs.reber_tables(args.runs, args.success, args.summary, args.summary_md)
+        reber_jobs.reber_tables(args.runs, args.success, args.summary, args.summary_md)
     elif args.command == "reber-figure":
-        jobs.reber_figure(args.figure, args.model, args.spec, args.table, args.out)
+        reber_jobs.reber_figure(args.figure, args.model, args.spec, args.table, args.out)
     elif args.command in ("indistinguishable", "gradient-lag") and len(args.models) != len(args.specs):
         print(f"rnnmem {args.command}: error: --models, --specs: need the same number of files", file=sys.stderr)
         return 2
     elif args.command == "indistinguishable":
-        jobs.indistinguishable(args.params, args.models, args.specs, args.out)
+        reber_jobs.indistinguishable(args.params, args.models, args.specs, args.out)
     elif args.command == "gradient-summary":
-        jobs.gradient_summary(args.histograms, args.table, args.fig12, args.fig13, args.zoom_max)
+        memory_jobs.gradient_summary(args.histograms, args.table, args.fig12, args.fig13, args.zoom_max)
     elif args.command == "gradient-lag":
-        jobs.gradient_lag(args.params, args.models, args.specs, args.table, args.figure)
+        memory_jobs.gradient_lag(args.params, args.models, args.specs, args.table, args.figure)
     elif args.command == "toy-language":
-        jobs.toy_language(args.params, args.out)
+        reber_jobs.toy_language(args.params, args.out)
     elif args.command == "dlk":
-        jobs.dlk(args.params, args.out)
+        memory_jobs.dlk(args.params, args.out)
     elif args.command == "dlk-merge":
-        jobs.dlk_merge(args.parts, args.out)
+        memory_jobs.dlk_merge(args.parts, args.out)
     elif args.command == "dlk-figures":
-        jobs.dlk_figures(args.params, args.tables, args.heatmaps, args.curves)
+        memory_jobs.dlk_figures(args.params, args.tables, args.heatmaps, args.curves)
     elif args.command == "capacity":
-        jobs.capacity(args.params, args.esn, args.gru, args.totals)
+        memory_jobs.capacity(args.params, args.esn, args.gru, args.totals)
     elif args.command == "capacity-figures":
-        jobs.capacity_figures(args.params, args.esn, args.gru, args.totals, args.dlk, args.fig16, args.mc_gru,
+        memory_jobs.capacity_figures(args.params, args.esn, args.gru, args.totals, args.dlk, args.fig16, args.mc_gru,
                               args.mc_total, args.dlk_vs_mc)
     elif args.command.startswith(("lm-", "fig21", "learning-curves")):
         return _run_lm(args)
     elif args.command == "bench":
-        from rnnmem.bench import run_bench
+        from rnnmem.bench.suite import run_bench
 
         run_bench(args.out_dir, args.repeats)
     return 0
 
 
 def _run_chorales(args: argparse.Namespace) -> int:
-    from rnnmem import chorale_jobs
+    from rnnmem.chorales import jobs as chorale_jobs  # music21 and python-ly, not the Reber or memory code
 
     if args.command == "chorales-fetch":
         chorale_jobs.chorales_fetch(args.url, args.archive, args.scores_dir, args.listing)
@@ -300,7 +304,7 @@ def _run_chorales(args: argparse.Namespace) -> int:
 
 
 def _run_lm(args: argparse.Namespace) -> int:
-    from rnnmem import lm_jobs
+    from rnnmem.lm import jobs as lm_jobs
 
     if args.command == "lm-train":
         lm_jobs.lm_train(args.params, args.tokens, args.vocab, args.checkpoint_dir, args.model, args.curve)

@@ -9,11 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rnnmem.errors import RnnmemError
+from rnnmem.core.errors import ConfigError
 
-
-class ConfigError(RnnmemError, ValueError):
-    """The config is well-typed but inconsistent; the message names the key."""
+__all__ = ["ConfigError", "check_config"]
 
 
 GIB = 2**30

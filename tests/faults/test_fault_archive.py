@@ -97,7 +97,8 @@ def run_fetch_process(tmp_path: Path, source: Path) -> Fetched:
 def run_fetch(tmp_path, monkeypatch, capsys):
     """``rnnmem.cli.main(["chorales-fetch", ...])`` in this process with some of fetch's bounds set (module
     constants, read when a fetch starts); the torch set-up, which a fetch does not use, is skipped."""
-    from rnnmem import cli, runtime
+    from rnnmem import cli
+    from rnnmem.core import runtime
 
     monkeypatch.setattr(runtime, "configure_torch", lambda threads=None: None)
 

@@ -68,7 +68,7 @@ def test_full_disk_names_the_output_and_leaves_nothing(tiny_disk: Path) -> None:
 def test_full_disk_during_torch_save_keeps_the_earlier_file(tiny_disk: Path) -> None:
     import torch
 
-    from rnnmem.atomic import atomic_path
+    from rnnmem.core.atomic import atomic_path
 
     target = tiny_disk / "model.pt"
     with atomic_path(target) as tmp:
@@ -86,7 +86,7 @@ def test_failed_write_without_a_file_name_names_the_target(tmp_path: Path) -> No
     """A bare ENOSPC from write() (no file name) is reported on the target path, temporary file removed."""
     import errno
 
-    from rnnmem.atomic import atomic_path
+    from rnnmem.core.atomic import atomic_path
 
     target = tmp_path / "table.csv"
     with pytest.raises(OSError) as info, atomic_path(target) as tmp:

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 import torch
 
-from rnnmem import lm_jobs
-from rnnmem.cells import SequencePredictor
-from rnnmem.checkpoints import ModelFileError, load_ensemble, save_ensemble
+from rnnmem.core.cells import SequencePredictor
+from rnnmem.lm import jobs as lm_jobs
 from rnnmem.lm.train import CheckpointError, VocabularyMismatchError, load_checkpoint, load_trained
+from rnnmem.reber.ensembles import ModelFileError, load_ensemble, save_ensemble
 
 VOCAB = ["<unk>", "<s>", "</s>", "|", "\\", "c'4", "d'4", "e'4", "f'8", "g'2", "r4", "a'4."]
 SPEC = {"model": "gru", "input_size": 7, "hidden": 3, "output_size": 7, "seeds": [0, 1], "activation": "logistic"}

@@ -1,4 +1,4 @@
-"""Results that do not depend on the CPU's SIMD extensions (rnnmem.portable).
+"""Results that do not depend on the CPU's SIMD extensions (rnnmem.core.portable).
 
 The same small jobs run under every kernel-dispatch level this machine supports, as other x86-64 machines would
 pick them: with the portable settings switched off (``RNNMEM_PORTABLE=0``) the results differ, with them on
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnmem import portable
+from rnnmem.core import portable
 
 REBER = {
     "check_every": 128, "first_seed": 0, "n_seeds": 2, "max_strings": 384, "train_strings": 32, "test_strings": 32,
@@ -103,7 +103,7 @@ def test_unpinned_results_depend_on_the_dispatch_level_and_pinned_ones_do_not(le
 
 
 def test_the_portable_environment_selects_the_baseline_kernels():
-    probe = ("import os, torch; from rnnmem import portable; from rnnmem.runtime import configure_torch; "
+    probe = ("import os, torch; from rnnmem.core import portable; from rnnmem.core.runtime import configure_torch; "
              "configure_torch(1); print(portable.pinned(), os.environ['ATEN_CPU_CAPABILITY'], "
              "torch.backends.cpu.get_cpu_capability(), torch.backends.mkldnn.enabled)")
     env = {k: v for k, v in os.environ.items() if k not in (portable.MARK, portable.SWITCH)}

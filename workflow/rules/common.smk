@@ -4,7 +4,7 @@ import os
 from snakemake.utils import min_version, validate
 
 from rnnmem.config import check_config
-from rnnmem.reber import resolve_experiments
+from rnnmem.reber.experiment_spec import resolve_experiments
 
 min_version("9.0")
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnnmem.atomic import write_csv, write_json, write_text
 from rnnmem.chorales import model
 from rnnmem.chorales.model import Chorale, ChoraleError
+from rnnmem.core.atomic import write_csv, write_json, write_text
 
 BEGIN, END, UNK = "<s>", "</s>", "<unk>"  # the report's ⊙ (start) and ⊗ (end) markers, and the unknown token
 SPLITS = ("train", "valid", "test")

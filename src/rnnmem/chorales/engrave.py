@@ -23,9 +23,9 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from rnnmem.atomic import atomic_path, naming_failed_writes
 from rnnmem.chorales import model
 from rnnmem.chorales.model import Chorale, ChoraleError, Event
+from rnnmem.core.atomic import atomic_path, naming_failed_writes
 
 LILYPOND_ARGS = ("-dbackend=eps", "-dno-gs-load-fonts", "-dinclude-eps-fonts", "-dno-point-and-click", "--png",
                  "-dresolution=150")

@@ -35,8 +35,8 @@ from typing import BinaryIO, NamedTuple
 
 import pandas as pd
 
-from rnnmem.atomic import atomic_path
-from rnnmem.errors import RnnmemError
+from rnnmem.core.atomic import atomic_path
+from rnnmem.core.errors import RnnmemError
 
 DEFAULT_URL = (
     "https://github.com/nicofarr/MusicForAWhile/archive/8cf4e840afd5fba3325559c5970dba5d19419182.tar.gz"

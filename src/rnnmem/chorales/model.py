@@ -15,7 +15,7 @@ from typing import Any
 
 from music21 import interval, pitch
 
-from rnnmem.errors import RnnmemError
+from rnnmem.core.errors import RnnmemError
 
 NOTE_NAMES = "cdefgab"
 MODES = ("major", "minor", "dorian", "phrygian", "lydian", "mixolydian", "aeolian", "ionian", "locrian")

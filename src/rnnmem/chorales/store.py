@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnnmem.atomic import write_csv, write_text
 from rnnmem.chorales.model import Chorale, ChoraleError
+from rnnmem.core.atomic import write_csv, write_text
 
 SKIPPED_COLUMNS = ["file", "number", "reason"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from rnnmem.errors import RnnmemError
+from rnnmem.core.errors import RnnmemError
 
 SPLITS = ("train", "valid", "test")
 BEGIN, END = "<s>", "</s>"  # as rnnmem.chorales.dataset writes them (not imported: that module loads pandas)

@@ -2,13 +2,13 @@
 
 Input: a one-hot vector of the vocabulary (``embedding=None``, the report's setting, §3.2), or a learned
 ``nn.Embedding`` of ``embedding`` dimensions. Recurrence: the report's Vanilla (logistic or tanh), GRU (reset gate
-before the product, Cho et al.) or LSTM cell of :mod:`rnnmem.cells`, one network (``members == 1``); when
-:func:`rnnmem.cells.fused_recurrence` gives a torch module that computes the same function (tanh Vanilla, LSTM)
+before the product, Cho et al.) or LSTM cell of :mod:`rnnmem.core.cells`, one network (``members == 1``); when
+:func:`rnnmem.core.cells.fused_recurrence` gives a torch module that computes the same function (tanh Vanilla, LSTM)
 that module runs instead (``fused=True``). Dropout (``dropout > 0``, the modern regime) acts on the hidden states
 before the read-out ``y_t = O h_t + b'``, whose outputs are the logits (modern regime) or the raw output vector
 trained against one-hot targets (seed regime).
 
-Parameters follow the report's convention (one bias per gate, :func:`rnnmem.cells.parameter_count`); the fused
+Parameters follow the report's convention (one bias per gate, :func:`rnnmem.core.sizes.parameter_count`); the fused
 LSTM/RNN's second bias is zero and frozen, so :func:`lm_parameter_count` equals the trainable count.
 """
 
@@ -19,9 +19,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from rnnmem.cells import INITS, EnsembleRecurrence, fused_recurrence, parameter_count
+from rnnmem.core.cells import INITS, EnsembleRecurrence, fused_recurrence
+from rnnmem.core.sizes import MAX_HIDDEN, parameter_count
 
-MAX_HIDDEN = 4096
 # The recurrent state between calls, torch's layout: (1, B, H), or (h, c) for the LSTM.
 State = Tensor | tuple[Tensor, Tensor]
 

@@ -34,7 +34,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from rnnmem.atomic import atomic_path, write_text
 from rnnmem.chorales.dataset import BEGIN, END, UNK
 from rnnmem.chorales.model import (
     Chorale,
@@ -46,6 +45,7 @@ from rnnmem.chorales.model import (
     parse_duration,
     signature_length,
 )
+from rnnmem.core.atomic import atomic_path, write_text
 
 NOTE_TOKEN = re.compile(r"^(?P<pitch>[a-g](?:isis|eses|is|es)?[',]*|r)(?P<duration>\\breve|(?:1|2|4|8|16|32|64)\.{0,2})"
                         r"(?P<tie>~?)$")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from rnnmem.chorales.dataset import BEGIN, END, UNK
-from rnnmem.errors import RnnmemError
+from rnnmem.core.errors import RnnmemError
 
 NextLogits = Callable[[list[list[int]]], np.ndarray]
 

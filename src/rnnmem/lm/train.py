@@ -19,7 +19,7 @@ the model, optimizer and scheduler states, every RNG state (torch CPU and CUDA, 
 python's ``random``), the position in the epoch and its order, the running sums of the epoch, the learning curve,
 the best weights, and the vocabulary the model reads (its tokens, in id order). They are plain tensors and Python
 values (``torch.load(weights_only=True)`` reads them), written atomically, with the same bytes for the same state
-(:mod:`rnnmem.tensor_files`), and verified when read (the zip CRC-32 of every member and the archive's
+(:mod:`rnnmem.core.tensor_files`), and verified when read (the zip CRC-32 of every member and the archive's
 structure): a damaged file raises CheckpointError naming it. :func:`train_lm` resumes from an existing
 checkpoint of the same run and ends with the same weights, bit for bit, as an uninterrupted run on the same
 device (only the timing columns differ).
@@ -67,13 +67,13 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from rnnmem import tensor_files
-from rnnmem.errors import RnnmemError
+from rnnmem.core import tensor_files
+from rnnmem.core.errors import RnnmemError
+from rnnmem.core.progress import progress
+from rnnmem.core.runtime import pick_device
 from rnnmem.lm.data import PAD_ID, PAD_TARGET, TokenData, TokenDataError, pad_batch
 from rnnmem.lm.evaluate import evaluate_lm
 from rnnmem.lm.model import TokenLM
-from rnnmem.progress import progress
-from rnnmem.runtime import pick_device
 
 REGIMES = ("seed", "modern")
 CHECKPOINT_FORMAT = 2  # 2: the vocabulary's tokens are stored; files written byte-deterministically
@@ -404,8 +404,8 @@ def train_lm(
     train = data.ids["train"]
     batch_size = 1 if regime == "seed" else int(settings["batch_size"])
     steps_per_epoch = math.ceil(len(train) / batch_size)
-    bar = progress(max_epochs, desc or f"{regime} {kind} h={hidden}")
-    bar.update(min(loop.epoch, max_epochs))
+    bar = progress(max_epochs, desc or f"{regime} {kind} h={hidden}", unit="epochs",
+                   initial=min(loop.epoch, max_epochs))
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     while loop.stop_reason is None:

@@ -1,6 +1,6 @@
 """Memory analyses of report §2: gradient statistics, D(l, k) and memory capacity."""
 
-from rnnmem.errors import RnnmemError
+from rnnmem.core.errors import RnnmemError
 
 
 class NonFiniteStatesError(RnnmemError, RuntimeError):

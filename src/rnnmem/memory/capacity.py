@@ -17,7 +17,7 @@ Reservoirs:
   ESN   x(t) = f(W x(t−1) + w_in ν(t)), f = tanh or the identity (linear reservoir); W is N(0, 1) rescaled to
         spectral radius ρ, or (``orthogonal``) ρ times a random orthogonal matrix (QR of a Gaussian matrix, signs
         fixed so the law is Haar); w_in uniform on [−s, s].
-  GRU   the report's GRU (:class:`rnnmem.cells.EnsembleRecurrence`), N(0, 1) initialisation with every parameter
+  GRU   the report's GRU (:class:`rnnmem.core.cells.EnsembleRecurrence`), N(0, 1) initialisation with every parameter
         (input and recurrent weights and biases) multiplied by ``weight_scale``; ν(t) is its 1-d input.
 
 Everything is float64 and seeded: reservoir r of size k comes from child r of SeedSequence([seed, k, code]),
@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rnnmem.cells import EnsembleRecurrence
-from rnnmem.config import ConfigError
+from rnnmem.core.cells import EnsembleRecurrence
+from rnnmem.core.errors import ConfigError
 from rnnmem.memory import NonFiniteStatesError
 
 ACTIVATIONS = ("tanh", "linear")

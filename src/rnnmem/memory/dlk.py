@@ -35,8 +35,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from rnnmem.cells import GATES, EnsembleRecurrence
-from rnnmem.config import ConfigError
+from rnnmem.core.cells import GATES, EnsembleRecurrence
+from rnnmem.core.errors import ConfigError
 from rnnmem.memory import NonFiniteStatesError
 
 MODEL_CODES = {"vanilla": 1, "gru": 2}

@@ -1,0 +1,224 @@
+"""What the chorale-model rules run (report §3.2–3.3): train, score, sample, render, measure.
+
+The chorale data jobs are in :mod:`rnnmem.chorales.jobs`, the figures in :mod:`rnnmem.lm.figures`. music21 and
+matplotlib are imported by the jobs that use them: training and scoring start without them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rnnmem.core.atomic import write_csv
+from rnnmem.core.progress import summary
+from rnnmem.core.runtime import pick_device
+from rnnmem.core.tables import read_table
+from rnnmem.lm.data import load_token_data, load_vocab
+from rnnmem.lm.evaluate import evaluate_lm
+from rnnmem.lm.model import lm_parameter_count, matched_hidden
+from rnnmem.lm.ngram import KneserNeyLM, select_order
+from rnnmem.lm.sampling import sample_sequences, stateful_next_logits
+from rnnmem.lm.train import (
+    CHECKPOINT_SUFFIX,
+    checkpoint_path,
+    load_checkpoint,
+    load_trained,
+    resolve_settings,
+    resumable,
+    train_lm,
+    write_model,
+)
+
+SCORE_COLUMNS = ["source", "model", "kind", "size", "hidden", "params", "regime", "seed", "nll_test", "bits_per_token",
+                 "perplexity", "bits_per_note", "accuracy", "squared_error", "squared_error_softmax", "order",
+                 "stop_reason", "epochs"]
+# Wall-clock columns of the learning curve go to the job's log, not to results: tables must be byte-identical
+# between two runs of the same config.
+TIMING_COLUMNS = ["seconds", "train_seconds", "compute_seconds"]
+
+
+def model_hidden(spec: dict[str, Any], vocab: int, regime: str, settings: dict[str, Any]) -> int:
+    """A model's hidden size: given, or matched to a parameter budget (one-hot input in the seed regime)."""
+    if "hidden" in spec:
+        return int(spec["hidden"])
+    embedding = resolve_settings(regime, settings).get("embedding")  # none in the seed regime (one-hot input)
+    return matched_hidden(spec["model"], vocab, int(spec["params"]), embedding)
+
+
+def lm_train(params: dict[str, Any], tokens: Path, vocab: Path, checkpoint_dir: Path, model_out: Path,
+             curve_out: Path) -> None:
+    """Train one (model, size, regime). Its checkpoint is ``<checkpoint_dir>/<identity digest>.ckpt`` (one file per
+    run identity: settings, data, vocabulary; see :mod:`rnnmem.lm.train`), resumed after a kill; the final one
+    is written to ``model_out`` without its wall-clock times (what later rules load), then the folder's other
+    checkpoints and temporary files (of earlier settings or data, or of killed writes) are removed."""
+    data = load_token_data(tokens, vocab)
+    spec, regime, settings = params["model"], params["regime"], params["settings"]
+    hidden = model_hidden(spec, data.vocab_size, regime, settings)
+    device = pick_device()
+    checkpoint = checkpoint_path(checkpoint_dir, data, spec["model"], hidden, regime, settings, params["seed"])
+    resuming = checkpoint.exists() and resumable(load_checkpoint(checkpoint), params["max_epochs"], checkpoint)
+    print(f"{spec['name']}/{regime}: {spec['model']} hidden {hidden}, device {device}, checkpoint {checkpoint}"
+          + (f", resuming from {checkpoint}" if resuming else ""), flush=True)
+    _, curve = train_lm(data, spec["model"], hidden, regime, settings, params["seed"], None, device=device,
+                        max_epochs=params["max_epochs"], desc=f"{spec['name']}/{regime}",
+                        checkpoint_dir=checkpoint_dir)
+    write_model(checkpoint, model_out)
+    for stale in remove_stale_checkpoints(checkpoint_dir, keep=checkpoint):
+        print(f"removed {stale}", flush=True)
+    timing = curve[["epoch", *TIMING_COLUMNS]]
+    print(timing.to_string(index=False), flush=True)
+    steps_time, compute_time = curve["train_seconds"].sum(), curve["compute_seconds"].sum()
+    print(f"tokens/s {curve['tokens'].sum() / max(steps_time, 1e-9):.0f}; loop overhead (step / forward+backward) "
+          f"{steps_time / max(compute_time, 1e-9):.3f}", flush=True)
+    curve = curve.drop(columns=TIMING_COLUMNS).assign(model=spec["name"], kind=spec["model"], regime=regime,
+                                                      hidden=hidden)
+    write_csv(curve_out, curve)
+    best = curve["valid_nll"].min() if "valid_nll" in curve and len(curve) else float("nan")
+    summary(f"{spec['name']}/{regime}: {spec['model']} hidden {hidden}, stopped ({curve.attrs.get('stop_reason')}) "
+            f"after {len(curve)} epochs, best valid NLL {best:.4f}")
+
+
+def remove_stale_checkpoints(checkpoint_dir: Path, keep: Path) -> list[Path]:
+    """Remove every checkpoint in ``checkpoint_dir`` but ``keep``, every temporary file a killed write left there,
+    and the job's checkpoint of the layout before per-job folders (``<checkpoint_dir>.ckpt``); return them."""
+    folder = Path(checkpoint_dir)
+    stale = [path for path in sorted(folder.iterdir()) if path != Path(keep) and path.is_file()
+             and (path.suffix == CHECKPOINT_SUFFIX or (path.name.startswith(".") and ".tmp" in path.name))]
+    legacy = folder.with_name(folder.name + CHECKPOINT_SUFFIX)
+    stale += [legacy] if legacy.is_file() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def lm_score(params: dict[str, Any], tokens: Path, vocab: Path, model_path: Path, out: Path) -> None:
+    """Test-split scores of one trained model (one row of chorales/scores.csv); ``vocab`` must be the vocabulary
+    the model was trained with."""
+    model, curve = load_trained(model_path, device=pick_device(), vocab_path=vocab)
+    data = load_token_data(tokens, vocab)
+    scores = evaluate_lm(model, data.ids["test"], notes=data.notes["test"])
+    spec, regime = params["model"], params["regime"]
+    count = lm_parameter_count(spec["model"], data.vocab_size, model.hidden, model.embedding_dim)
+    row = {
+        "source": params["source"], "model": spec["name"], "kind": spec["model"], "size": spec["size"],
+        "hidden": model.hidden, "params": count,
+        "regime": regime, "seed": params["seed"], "nll_test": scores["nll"], "bits_per_token": scores["bits_per_token"],
+        "perplexity": scores["perplexity"], "bits_per_note": scores["bits_per_note"], "accuracy": scores["accuracy"],
+        "squared_error": scores["squared_error"], "squared_error_softmax": scores["squared_error_softmax"],
+        "order": np.nan, "stop_reason": curve.attrs.get("stop_reason", ""), "epochs": len(curve),
+    }
+    write_csv(out, pd.DataFrame([row], columns=SCORE_COLUMNS))
+    summary(f"{spec['name']}/{regime} on the test split: {scores['bits_per_token']:.4f} bits per token, "
+            f"perplexity {scores['perplexity']:.3f}, accuracy {scores['accuracy']:.4f} ({count} parameters)")
+
+
+def lm_ngram(params: dict[str, Any], tokens: Path, vocab: Path, out: Path, orders_out: Path) -> None:
+    """The Kneser-Ney baseline: order chosen on the validation split, scored on the test split."""
+    data = load_token_data(tokens, vocab)
+    order, table = select_order(data.ids["train"], data.ids["valid"], data.vocab_size, tuple(params["orders"]))
+    model = KneserNeyLM(order, data.vocab_size).fit(data.ids["train"])
+    nats, count = model.nll(data.ids["test"])
+    notes = sum(data.notes["test"])
+    row = {
+        "source": params["source"], "model": f"ngram{order}", "kind": "ngram", "size": "",
+        "hidden": np.nan, "params": np.nan, "regime": "", "seed": np.nan, "nll_test": nats / count,
+        "bits_per_token": nats / count / np.log(2), "perplexity": float(np.exp(nats / count)),
+        "bits_per_note": nats / np.log(2) / notes if notes else np.nan, "accuracy": np.nan,
+        "squared_error": np.nan, "squared_error_softmax": np.nan, "order": order, "stop_reason": "",
+        "epochs": np.nan,
+    }
+    write_csv(out, pd.DataFrame([row], columns=SCORE_COLUMNS))
+    write_csv(orders_out, table)
+    summary(f"n-gram order {order} chosen on the validation split among {tuple(params['orders'])}; test "
+            f"{row['bits_per_token']:.4f} bits per token, perplexity {row['perplexity']:.3f}")
+
+
+def lm_scores(parts: list[Path], out: Path) -> None:
+    """chorales/scores.csv: every model's row, the n-gram first."""
+    table = pd.concat([read_table(path, SCORE_COLUMNS) for path in parts], ignore_index=True)
+    write_csv(out, table)
+    best = table.loc[table["bits_per_token"].idxmin()] if len(table) else None
+    lowest = "" if best is None else (f"; lowest test bits per token: {best['model']}"
+                                      + (f" ({best['regime']})" if isinstance(best["regime"], str) else "")
+                                      + f" {best['bits_per_token']:.4f}")
+    summary(f"{len(table)} score rows{lowest}")
+
+
+def lm_samples(params: dict[str, Any], vocab: Path, model_path: Path, out_dir: Path, listing: Path) -> None:
+    """N samples per temperature from one model, each as text, MusicXML, MIDI and an engraved PNG; ``vocab`` must
+    be the vocabulary the model was trained with."""
+    model, _ = load_trained(model_path, device=pick_device(), vocab_path=vocab)
+    vocabulary = load_vocab(vocab)
+    from rnnmem.lm.render import write_sample  # music21
+
+    next_logits = stateful_next_logits(model)
+    rows = []
+    for temperature in params["temperatures"]:
+        samples = sample_sequences(next_logits, vocabulary, temperature, params["count"], params["max_tokens"],
+                                   params["seed"], vocab_name=str(vocab), model_name=str(model_path))
+        for index, tokens in enumerate(samples):
+            stem = out_dir / f"T{temperature:g}_{index:02d}"
+            title = f"{params['label']}, T = {temperature:g}, sample {index}"
+            info = write_sample(tokens, stem, title, number=index, png=params["engrave"],
+                                engrave_timeout=params["engrave_timeout"])
+            rows.append({"model": params["name"], "temperature": temperature, "index": index,
+                         "tokens": " ".join(tokens), "engraved": info["png"] is not None,
+                         **{k: info[k] for k in ("ended", "notes", "bars", "bars_ok", "time_signature", "problems")}})
+    write_csv(listing, pd.DataFrame(rows))
+    engraved = sum(row["engraved"] for row in rows)
+    ended = sum(bool(row["ended"]) for row in rows)
+    summary(f"{params['name']}: {len(rows)} samples at T = {params['temperatures']}, {ended} ended with END, "
+            f"{engraved} engraved")
+
+
+def lm_sample_metrics(listings: list[Path], transposed: Path, tokens: Path, out: Path, figure: Path) -> None:
+    """Musical and copy metrics of every sample set against the held-out Bach sopranos."""
+    from rnnmem.chorales.store import read_chorales
+    from rnnmem.lm import figures
+    from rnnmem.lm.metrics import CopyIndex, metrics_table, reference_metrics, sample_metrics
+    from rnnmem.lm.render import tokens_to_chorale
+
+    records = [json.loads(line) for line in Path(tokens).read_text(encoding="utf-8").splitlines() if line.strip()]
+    training = CopyIndex([r["tokens"] for r in records if r["split"] == "train"])
+    held_out = {r["number"] for r in records if r["split"] == "test"}
+    reference = [c for c in read_chorales(transposed) if c.number in held_out]
+    reference_tokens = [r["tokens"] for r in records if r["split"] == "test"]
+    results = [("Bach (held-out)", None, reference_metrics(reference, reference_tokens, training))]
+    for listing in listings:
+        samples = read_table(listing, ["model", "temperature", "tokens"], keep_default_na=False)
+        for (model, temperature), group in samples.groupby(["model", "temperature"], sort=False):
+            token_lists = [t.split(" ") if t else [] for t in group["tokens"]]
+            chorales = [tokens_to_chorale(t, i)[0] for i, t in enumerate(token_lists)]
+            results.append((model, float(temperature), sample_metrics(chorales, token_lists, reference, training)))
+    table = metrics_table(results)
+    write_csv(out, table)
+    figures.fig_sample_metrics(table, figure)
+    summary(f"metrics of {len(results) - 1} sample sets against {len(reference)} held-out Bach sopranos, "
+            f"{len(table)} rows -> {figure}")
+
+
+def fig21(params: dict[str, Any], sample_dirs: list[Path], out: Path) -> None:
+    """Report figure 21: the first engraved sample of each configured model, one above the other."""
+    from rnnmem.lm import figures
+
+    images = [(label, Path(folder) / f"T{params['temperature']:g}_00.png")
+              for label, folder in zip(params["labels"], sample_dirs, strict=True)]
+    figures.fig_samples(images, out)
+    summary(f"figure 21: {len(images)} engraved samples at T = {params['temperature']:g} -> {out}")
+
+
+def learning_curves(curves: list[Path], table_out: Path, figure: Path) -> None:
+    """Train/valid NLL per epoch of every chorale model, one panel per regime."""
+    from rnnmem.lm import figures
+
+    table = pd.concat([read_table(path, ["epoch", "regime", "model"]) for path in curves], ignore_index=True)
+    write_csv(table_out, table)
+    figures.fig_learning_curves(table, figure)
+    summary(f"learning curves of {table['model'].nunique()} models in {table['regime'].nunique()} regimes, "
+            f"{len(table)} epochs in all -> {figure}")
+
+

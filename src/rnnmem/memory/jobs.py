@@ -1,0 +1,168 @@
+"""What the memory-branch rules run (report §2): gradient statistics (figures 12, 13, gradient against lag),
+D(l, k) (figures 14, 15) and memory capacity (figure 16).
+
+Every function here takes plain paths and a parameter dict (the rule's JSON ``--params``), so it can be called from
+the CLI, a test or a notebook alike. Trained ensembles and their gradient logs come from the Reber branch, read
+through its public API (:mod:`rnnmem.reber.ensembles`, :mod:`rnnmem.reber.gradient_log`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rnnmem.core.atomic import write_csv
+from rnnmem.core.errors import ConfigError
+from rnnmem.core.progress import summary
+from rnnmem.core.tables import read_table
+from rnnmem.memory import figures_capacity, figures_dlk, figures_gradients
+from rnnmem.memory.capacity import (
+    COLUMNS as CAPACITY_COLUMNS,
+)
+from rnnmem.memory.capacity import (
+    TOTAL_COLUMNS,
+    CapacitySettings,
+    esn_capacity_per_reservoir,
+    gru_capacity_per_reservoir,
+    lag_table,
+    totals_per_k,
+)
+from rnnmem.memory.dlk import TABLE_COLUMNS as DLK_COLUMNS
+from rnnmem.memory.dlk import dlk_table
+from rnnmem.memory.gradients import by_lag, gradient_norms_by_lag, summarize_histograms
+from rnnmem.reber.ensembles import load_ensemble
+from rnnmem.reber.experiments import member_strings
+from rnnmem.reber.gradient_log import HISTOGRAM_COLUMNS
+from rnnmem.reber.grammars import EMBEDDED_REBER
+from rnnmem.reber.sequences import encode
+
+
+def _weight_scale(value: float | str, k: int, key: str) -> float:
+    """A config weight scale (a number > 0, or ``inv_sqrt_k`` for 1/√k) as a number."""
+    if value == "inv_sqrt_k":
+        return k ** -0.5
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{key}: {value!r} is neither a number > 0 nor 'inv_sqrt_k'")
+    return float(value)
+
+
+def gradient_summary(histogram_paths: list[Path], table_out: Path, fig12: Path, fig13: Path, zoom_max: float) -> None:
+    """Figures 12, 13 and tables/gradients.csv from the training jobs' |gradient| histograms."""
+    histograms = pd.concat([read_table(path, HISTOGRAM_COLUMNS, allow_empty=True) for path in histogram_paths],
+                           ignore_index=True)
+    table = summarize_histograms(histograms)
+    write_csv(table_out, table)
+    figures_gradients.fig_gradient_histograms(histograms, fig12)
+    figures_gradients.fig_gradient_histograms(histograms, fig13, zoom_max=zoom_max)
+    below = table["frac_below_1e-6"] if len(table) else pd.Series([float("nan")])
+    summary(f"{len(histogram_paths)} histogram logs, {len(table)} (experiment, regime, phase, group) rows, "
+            f"fraction of |gradient| below 1e-6 from {below.min():.3g} to {below.max():.3g}; figures 12, 13")
+
+
+def gradient_lag(params: dict[str, Any], models: list[Path], specs: list[Path], table_out: Path, fig: Path) -> None:
+    """‖∂E_t/∂h_{t−l}‖ against the lag l on embedded test strings, trained and initial weights."""
+    frames = []
+    for model_path, spec_path in zip(models, specs, strict=True):
+        trained, spec = load_ensemble(model_path, spec_path)
+        seeds = spec["seeds"]
+        initial = type(trained)(spec["model"], spec["input_size"], spec["hidden"], spec["output_size"],
+                                members=len(seeds), activation=spec["activation"])
+        initial.reset_parameters(spec["regime_settings"]["init"], seeds)
+        # The first test strings of each seed (test strings are drawn after the training strings).
+        tests = [member_strings(EMBEDDED_REBER, seed, params["train_strings"], params["strings"])[1]
+                 for seed in seeds]
+        data = encode(EMBEDDED_REBER, tests)
+        step = data.lengths - 2  # the step that reads the inner E and must predict the outer T/P
+        loss = "squared_error" if spec["regime"] == "seed" else "cross_entropy"
+        for weights, net in (("trained", trained), ("initial", initial)):
+            table = by_lag(gradient_norms_by_lag(net, data.x, data.targets, step, loss), step)
+            for column, value in (("weights", weights), ("regime", spec["regime"]), ("hidden", spec["hidden"]),
+                                  ("model", spec["model"]), ("experiment", spec["experiment"])):
+                table.insert(0, column, value)
+            frames.append(table)
+    table = pd.concat(frames, ignore_index=True)
+    write_csv(table_out, table)
+    figures_gradients.fig_gradient_vs_lag(table, fig)
+    summary(f"{len(models)} ensembles, lags 0 to {int(table['lag'].max())}, {len(table)} rows -> {fig}")
+
+
+def dlk(params: dict[str, Any], out: Path) -> None:
+    """D(l,k) of one (model, k): every l up to max_l in one batched pass over all draws."""
+    table = dlk_table(params["model"], params["k"], params["draws"], params["max_l"], params["seed"],
+                      params["weight_scale"])
+    write_csv(out, table, float_format="%.10g")
+    summary(f"D(l,k) of {params['model']}, k = {params['k']}: {params['draws']} draws, l = 1 to {params['max_l']}, "
+            f"mean D from {table['mean'].min():.4g} to {table['mean'].max():.4g}")
+
+
+def dlk_merge(parts: list[Path], out: Path) -> None:
+    """One model's D(l,k) table from its per-k parts, sorted by k then l."""
+    table = pd.concat([read_table(path, DLK_COLUMNS) for path in parts], ignore_index=True).sort_values(["k", "l"])
+    write_csv(out, table, float_format="%.10g")
+    summary(f"{len(parts)} parts, k = {', '.join(str(k) for k in table['k'].unique())}, {len(table)} rows; "
+            f"mean D from {table['mean'].min():.4g} to {table['mean'].max():.4g}")
+
+
+def dlk_figures(params: dict[str, Any], tables: list[Path], heatmaps: list[Path], curves: Path) -> None:
+    """Figures 14 (Vanilla), 15 (GRU) and the D-against-l curves."""
+    frames = {model: read_table(path, DLK_COLUMNS) for model, path in zip(params["models"], tables, strict=True)}
+    labels = {"vanilla": "Vanilla (logistic σ)", "gru": "GRU"}
+    scale = params["weight_scale"]
+    factor = "" if scale == 1 else (", W_h × 1/√k" if scale == "inv_sqrt_k" else f", W_h × {scale:g}")
+    weights = f"N(0,1) weights{factor}"
+    for (model, frame), out in zip(frames.items(), heatmaps, strict=True):
+        figures_dlk.fig_dlk_heatmap(frame, labels[model], out, weights_label=weights)
+    figures_dlk.fig_dlk_curves(frames, params["curves_k"], curves, weights_label=weights)
+    summary(f"{len(heatmaps)} D(l,k) heatmaps ({', '.join(frames)}) and the curves for k in {params['curves_k']}")
+
+
+def capacity(params: dict[str, Any], esn_out: Path, gru_out: Path, totals_out: Path) -> None:
+    """MC(l,k) of ESNs and of random GRUs for every k, and the total MC per k with its exact spread."""
+    settings = CapacitySettings(
+        rho=params["esn"]["rho"], input_scale=params["esn"]["input_scale"], train_length=params["train_length"],
+        washout=params["washout"], test_length=params["test_length"], ridge=params["ridge"],
+        max_lag=params["max_lag"], reservoirs=params["reservoirs"], seed=params["seed"],
+        activation=params["esn"]["activation"], orthogonal=params["esn"]["orthogonal"],
+    )
+    scale = params["gru"]["weight_scale"]
+    _weight_scale(scale, 1, "memory.capacity.gru.weight_scale")  # checked before the long ESN runs
+    lag_tables: dict[str, list[pd.DataFrame]] = {"esn": [], "gru": []}
+    totals = []
+    for k in params["k"]:
+        per_reservoir = {
+            "esn": esn_capacity_per_reservoir(k, settings),
+            "gru": gru_capacity_per_reservoir(k, settings, _weight_scale(scale, k, "memory.capacity.gru.weight_scale")),
+        }
+        for kind, values in per_reservoir.items():
+            lag_tables[kind].append(lag_table(k, values))
+            totals.append({"reservoir": kind, **totals_per_k(k, values)})
+        print(f"k={k}: MC esn {totals[-2]['mc_total']:.3f}, gru {totals[-1]['mc_total']:.3f}", flush=True)
+    write_csv(esn_out, pd.concat(lag_tables["esn"], ignore_index=True), float_format="%.10g")
+    write_csv(gru_out, pd.concat(lag_tables["gru"], ignore_index=True), float_format="%.10g")
+    write_csv(totals_out, pd.DataFrame(totals), float_format="%.10g")
+    ranges = {kind: [row["mc_total"] for row in totals if row["reservoir"] == kind] for kind in ("esn", "gru")}
+    summary(f"MC(l,k) for k in {params['k']} ({params['reservoirs']} reservoirs each): total MC "
+            + ", ".join(f"{kind} {min(v):.3f} to {max(v):.3f}" for kind, v in ranges.items()))
+
+
+def capacity_figures(params: dict[str, Any], esn: Path, gru: Path, totals: Path, dlk_tables: list[Path],
+                     fig16: Path, mc_gru: Path, mc_total: Path, dlk_vs_mc: Path) -> None:
+    """Figure 16, the random-GRU capacity, total MC against k, and D(l,k) beside MC(l,k)."""
+    esn_table, gru_table = read_table(esn, CAPACITY_COLUMNS), read_table(gru, CAPACITY_COLUMNS)
+    totals_table = read_table(totals, ["reservoir", *TOTAL_COLUMNS])
+    esn_label = f"ESN {params['esn']['activation']}, ρ = {params['esn']['rho']:g}"
+    scale = params["gru"]["weight_scale"]
+    gru_label = "random GRU, weights N(0,1)" + (" / √k" if scale == "inv_sqrt_k" else f" × {scale:g}")
+    figures_capacity.fig_mc_heatmap(esn_table, f"Memory capacity MC(l,k) of {esn_label}", fig16)
+    figures_capacity.fig_mc_heatmap(gru_table, f"Memory capacity MC(l,k) of a {gru_label}", mc_gru)
+    figures_capacity.fig_mc_total({
+        esn_label: totals_table[totals_table["reservoir"] == "esn"],
+        gru_label: totals_table[totals_table["reservoir"] == "gru"],
+    }, mc_total)
+    dlk_frames = {model: read_table(path, DLK_COLUMNS)
+                  for model, path in zip(params["dlk_models"], dlk_tables, strict=True)}
+    figures_capacity.fig_dlk_vs_mc(dlk_frames, {esn_label: esn_table, gru_label: gru_table}, params["compare_k"],
+                                   dlk_vs_mc)
+    summary(f"figure 16, random-GRU capacity, total MC against k, D(l,k) beside MC(l,k) at k = {params['compare_k']}")

@@ -1,0 +1,231 @@
+"""Two ways to train an ensemble of sequence predictors on grammar strings.
+
+``seed``   the report's annex A.3 loop: squared error against one-hot targets, one plain SGD step per string,
+           learning rate divided by ``lr_divisor`` whenever the epoch's mean error rises, stop when that mean
+           changes by less than ``tolerance`` or after ``max_epochs``; N(0, 1) weights.
+``modern`` cross-entropy on the next symbol, Adam, minibatches, per-network gradient-norm clipping.
+
+Members are independent networks trained in lock-step: each has its own strings, order, learning rate and
+stopping time. A member that has stopped keeps its weights (its update is masked out).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rnnmem.core.cells import SequencePredictor
+from rnnmem.core.progress import progress
+from rnnmem.reber.sequences import PAD, EncodedStrings
+
+REGIMES = ("seed", "modern")
+
+
+@dataclass(frozen=True)
+class SeedRegime:
+    lr: float = 0.01
+    lr_divisor: float = 1.5
+    tolerance: float = 1e-5
+    max_epochs: int = 1000
+    init: str = "normal"
+    batch_size: int = 1
+    name: str = "seed"
+
+
+@dataclass(frozen=True)
+class ModernRegime:
+    lr: float = 0.01
+    batch_size: int = 16
+    clip_norm: float = 1.0
+    init: str = "uniform"
+    name: str = "modern"
+
+
+Regime = SeedRegime | ModernRegime
+
+
+def make_regime(name: str, settings: dict) -> Regime:
+    """Build a regime from its config block (keys as the dataclass fields)."""
+    if name == "seed":
+        return SeedRegime(**settings)
+    if name == "modern":
+        return ModernRegime(**settings)
+    raise ValueError(f"unknown regime {name!r}; expected one of {REGIMES}")
+
+
+def squared_error(outputs: Tensor, targets: Tensor) -> Tensor:
+    """Per member: Σ over steps and symbols of (y − onehot)², averaged over the batch's strings."""
+    valid = targets != PAD
+    onehot = torch.nn.functional.one_hot(targets.clamp(min=0), outputs.shape[-1]).to(outputs.dtype)
+    per_step = ((outputs - onehot) ** 2).sum(-1) * valid
+    return per_step.sum(dim=(1, 2)) / targets.shape[1]
+
+
+def cross_entropy(outputs: Tensor, targets: Tensor) -> Tensor:
+    """Per member: mean next-symbol cross-entropy (nats) over the batch's valid steps."""
+    valid = targets != PAD
+    logp = torch.log_softmax(outputs, dim=-1)
+    picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * valid
+    return -picked.sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp(min=1)
+
+
+def member_grad_norms(parameters: list[torch.nn.Parameter]) -> Tensor:
+    """The gradient's Euclidean norm of each member separately (parameters have a leading member dim)."""
+    squares = [p.grad.pow(2).reshape(p.shape[0], -1).sum(1) for p in parameters]
+    return torch.stack(squares).sum(0).sqrt()
+
+
+def clip_member_grads_(parameters: list[torch.nn.Parameter], max_norm: float) -> Tensor:
+    """Clip each member's gradient to ``max_norm``: a global clip would couple independent networks."""
+    norms = member_grad_norms(parameters)
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for p in parameters:
+        p.grad.mul_(scale.reshape(-1, *([1] * (p.dim() - 1))))
+    return norms
+
+
+@dataclass
+class TrainResult:
+    """Per member: strings presented until the check first passed (−1: never), and when training ended."""
+
+    strings_to_success: np.ndarray
+    strings_presented: np.ndarray
+    epochs: np.ndarray
+    final_lr: np.ndarray
+    stop_reason: list[str]
+    seconds: float
+    compute_seconds: float
+    steps: int
+    history: list[dict] = field(default_factory=list)
+
+
+Check = Callable[[SequencePredictor], Tensor]
+"""Called every ``check_every`` strings; returns (M,) bool: which members are solved."""
+
+StepHook = Callable[[SequencePredictor, int, Tensor], None]
+"""Called after each backward pass, before the update, with the strings presented so far and the (M,) mask of
+members still training (the others' gradients are computed but not applied)."""
+
+
+def train(
+    model: SequencePredictor,
+    data: EncodedStrings,
+    regime: Regime,
+    seeds: list[int],
+    max_strings: int,
+    check_every: int,
+    check: Check,
+    desc: str = "train",
+    step_hook: StepHook | None = None,
+) -> TrainResult:
+    """Train every member until its check passes, the regime stops it, or ``max_strings`` were presented."""
+    members, count = data.lengths.shape
+    device = data.x.device
+    params = list(model.parameters())
+    rngs = [np.random.default_rng([int(seed), 7]) for seed in seeds]
+    active = torch.ones(members, dtype=torch.bool, device=device)
+    solved_at = np.full(members, -1, dtype=np.int64)
+    presented_at_stop = np.full(members, max_strings, dtype=np.int64)
+    reasons = ["cap"] * members
+    lr = torch.full((members,), regime.lr, device=device)
+    optimizer = torch.optim.Adam(params, lr=regime.lr) if isinstance(regime, ModernRegime) else None
+    batch = regime.batch_size
+    steps_per_epoch = count // batch
+    epoch_error = torch.zeros(members, device=device)
+    previous_epoch_error = torch.full((members,), float("inf"), device=device)
+    epochs = np.zeros(members, dtype=np.int64)
+    order = np.stack([rng.permutation(count) for rng in rngs])
+    history: list[dict] = []
+    presented, step_in_epoch, steps = 0, 0, 0
+    compute_seconds = 0.0  # forward + loss + backward alone: the loop's overhead is the rest
+    started = time.perf_counter()
+    bar = progress(max_strings, desc, unit="strings")
+    loss_fn = squared_error if isinstance(regime, SeedRegime) else cross_entropy
+
+    def stop(mask: Tensor, reason: str) -> None:
+        for m in torch.nonzero(mask & active).flatten().tolist():
+            reasons[m] = reason
+            presented_at_stop[m] = presented
+        active.logical_and_(~mask)
+
+    while presented < max_strings and bool(active.any()):
+        if isinstance(regime, SeedRegime):
+            index = order[:, step_in_epoch * batch : (step_in_epoch + 1) * batch]
+        else:
+            index = np.stack([rng.integers(count, size=batch) for rng in rngs])
+        batch_data = data.select(torch.as_tensor(index, device=device))
+        model.zero_grad(set_to_none=False)
+        compute_started = time.perf_counter()
+        outputs, _ = model(batch_data.x)
+        losses = loss_fn(outputs, batch_data.targets)
+        losses.sum().backward()
+        compute_seconds += time.perf_counter() - compute_started
+        presented += batch
+        steps += 1
+        if step_hook is not None:
+            step_hook(model, presented, active)
+        _update(params, regime, optimizer, lr, active)
+        epoch_error += losses.detach()
+        step_in_epoch += 1
+        bar.update(batch)
+
+        if step_in_epoch == steps_per_epoch:
+            step_in_epoch = 0
+            epochs += active.cpu().numpy()
+            mean_error = epoch_error / steps_per_epoch
+            if isinstance(regime, SeedRegime):
+                rose = mean_error > previous_epoch_error
+                lr = torch.where(rose & active, lr / regime.lr_divisor, lr)
+                stop((mean_error - previous_epoch_error).abs() < regime.tolerance, "converged")
+                stop(torch.as_tensor(epochs >= regime.max_epochs, device=device), "max_epochs")
+            previous_epoch_error = mean_error
+            epoch_error = torch.zeros(members, device=device)
+            order = np.stack([rng.permutation(count) for rng in rngs])
+
+        if presented % check_every < batch:
+            solved = check(model)
+            newly = solved & active
+            solved_at[newly.cpu().numpy()] = presented
+            stop(newly, "solved")
+            history.append({"strings": presented, "solved": int((solved_at >= 0).sum()),
+                            "active": int(active.sum())})
+            bar.set_postfix_str(f"solved {int((solved_at >= 0).sum())}/{members}")
+    bar.close()
+    return TrainResult(
+        strings_to_success=solved_at,
+        strings_presented=np.minimum(presented_at_stop, presented),
+        epochs=epochs,
+        final_lr=lr.cpu().numpy(),
+        stop_reason=reasons,
+        seconds=time.perf_counter() - started,
+        compute_seconds=compute_seconds,
+        steps=steps,
+        history=history,
+    )
+
+
+def _update(
+    params: list[torch.nn.Parameter],
+    regime: Regime,
+    optimizer: torch.optim.Optimizer | None,
+    lr: Tensor,
+    active: Tensor,
+) -> None:
+    """One step for the active members only; stopped members keep their weights bit for bit."""
+    with torch.no_grad():
+        if optimizer is None:
+            rate = lr * active
+            for p in params:
+                p.sub_(p.grad * rate.reshape(-1, *([1] * (p.dim() - 1))))
+            return
+        clip_member_grads_(params, regime.clip_norm)
+        before = [p.detach().clone() for p in params]
+        optimizer.step()
+        for p, old in zip(params, before, strict=True):
+            keep = active.reshape(-1, *([1] * (p.dim() - 1)))
+            p.copy_(torch.where(keep, p, old))

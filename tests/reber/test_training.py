@@ -1,0 +1,306 @@
+"""Success criterion, evaluation, training loop determinism and independence of the ensemble's members."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rnnmem.core.cells import SequencePredictor
+from rnnmem.reber.experiment_spec import Experiment
+from rnnmem.reber.experiments import evaluate, outer_step, run_experiment
+from rnnmem.reber.grammars import EMBEDDED_REBER, REBER, Grammar
+from rnnmem.reber.sequences import PAD, EncodedStrings, encode, top_m_correct
+from rnnmem.reber.training import (
+    ModernRegime,
+    SeedRegime,
+    clip_member_grads_,
+    cross_entropy,
+    make_regime,
+    member_grad_norms,
+    squared_error,
+    train,
+)
+
+torch.set_num_threads(1)
+
+
+def sample_strings(grammar: Grammar, members: int, count: int, seed: int) -> list[list[str]]:
+    rng = np.random.default_rng(seed)
+    return [[grammar.sample(rng) for _ in range(count)] for _ in range(members)]
+
+
+class StubModel(nn.Module):
+    """Returns precomputed outputs whatever the input, as ``SequencePredictor.forward`` would."""
+
+    def __init__(self, outputs: torch.Tensor) -> None:
+        super().__init__()
+        self.outputs = outputs
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        assert x.shape[:3] == self.outputs.shape[:3]
+        return self.outputs, torch.zeros(*self.outputs.shape[:3], 2)
+
+
+def illegal_symbol(data: EncodedStrings, m: int, n: int, t: int) -> int:
+    return int(torch.nonzero(~data.legal[m, n, t])[0])
+
+
+# --- top_m_correct --------------------------------------------------------------------------------
+
+
+def test_perfect_predictor_passes() -> None:
+    data = encode(REBER, sample_strings(REBER, 2, 20, seed=0))
+    outputs = data.legal.float()
+    correct = top_m_correct(outputs, data.legal)
+    assert correct.shape == data.targets.shape
+    assert bool(correct.all())
+    # Every target really is one of the legal symbols of its step.
+    valid = data.valid
+    picked = data.legal.gather(-1, data.targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    assert bool(picked[valid].all())
+
+
+@pytest.mark.parametrize("value", [1.0, 1.5])
+def test_illegal_symbol_tying_or_beating_fails_that_step(value: float) -> None:
+    data = encode(REBER, sample_strings(REBER, 2, 6, seed=1))
+    outputs = data.legal.float()
+    m, n, t = 1, 3, 2
+    outputs[m, n, t, illegal_symbol(data, m, n, t)] = value
+    correct = top_m_correct(outputs, data.legal)
+    expected = torch.ones_like(correct)
+    expected[m, n, t] = False
+    assert torch.equal(correct, expected)
+
+
+def test_legal_symbol_dropping_to_an_illegal_one_fails() -> None:
+    data = encode(REBER, sample_strings(REBER, 1, 4, seed=2))
+    outputs = data.legal.float() * 2.0
+    # Step 0 follows "B": two legal symbols (T, P); lower one of them to the level of the illegal ones.
+    assert int(data.legal[0, 0, 0].sum()) == 2
+    outputs[0, 0, 0, REBER.alphabet.index("T")] = 0.0
+    correct = top_m_correct(outputs, data.legal)
+    assert not bool(correct[0, 0, 0])
+    assert int((~correct).sum()) == 1
+    # Still above every illegal one, even if below the other legal symbol: correct again.
+    outputs[0, 0, 0, REBER.alphabet.index("T")] = 0.1
+    assert bool(top_m_correct(outputs, data.legal).all())
+
+
+def test_all_legal_or_none_counts_as_correct() -> None:
+    outputs = torch.tensor([[0.3, 0.1, 0.9], [0.3, 0.1, 0.9], [0.3, 0.1, 0.9]])
+    legal = torch.tensor([[True, True, True], [False, False, False], [True, True, False]])
+    assert top_m_correct(outputs, legal).tolist() == [True, True, False]
+
+
+# --- reber.evaluate --------------------------------------------------------------------------------
+
+
+def test_evaluate_single_wrong_step() -> None:
+    strings = sample_strings(EMBEDDED_REBER, 2, 5, seed=3)
+    data = encode(EMBEDDED_REBER, strings)
+    perfect = data.legal.float()
+    result = evaluate(StubModel(perfect), data, embedded=True)
+    assert result["all_correct"].tolist() == [True, True]
+    np.testing.assert_array_equal(result["legal_acc"], [1.0, 1.0])
+    np.testing.assert_array_equal(result["outer_acc"], [1.0, 1.0])
+
+    # One early step of one string of member 1 is wrong: only member 1 fails; outer accuracy is unaffected.
+    outputs = perfect.clone()
+    outputs[1, 3, 0, EMBEDDED_REBER.alphabet.index("E")] = 1.0
+    result = evaluate(StubModel(outputs), data, embedded=True)
+    assert result["all_correct"].tolist() == [True, False]
+    n_valid = int(data.valid[1].sum())
+    np.testing.assert_allclose(result["legal_acc"], [1.0, (n_valid - 1) / n_valid])
+    np.testing.assert_array_equal(result["outer_acc"], [1.0, 1.0])
+
+
+def test_outer_acc_reads_the_penultimate_prediction() -> None:
+    strings = sample_strings(EMBEDDED_REBER, 2, 5, seed=4)
+    data = encode(EMBEDDED_REBER, strings)
+    steps = outer_step(data)
+    assert torch.equal(steps, data.lengths - 2)
+    for m in range(2):
+        for n, string in enumerate(strings[m]):
+            t = int(steps[m, n])
+            # Step t predicts the repeated outer symbol from the prefix that ends with the inner E.
+            assert string[t] == "E" and string[t + 1] == string[1]
+            assert int(data.targets[m, n, t]) == EMBEDDED_REBER.alphabet.index(string[1])
+
+    m, n = 0, 2
+    t = int(steps[m, n])
+    wrong = "P" if strings[m][n][1] == "T" else "T"
+    outputs = data.legal.float()
+    outputs[m, n, t, EMBEDDED_REBER.alphabet.index(wrong)] = 2.0
+    result = evaluate(StubModel(outputs), data, embedded=True)
+    np.testing.assert_allclose(result["outer_acc"], [0.8, 1.0])
+    assert result["all_correct"].tolist() == [False, True]
+
+    # The same mistake one step later (the final E's prediction) leaves outer_acc alone.
+    outputs = data.legal.float()
+    outputs[m, n, t + 1, EMBEDDED_REBER.alphabet.index(wrong)] = 2.0
+    result = evaluate(StubModel(outputs), data, embedded=True)
+    np.testing.assert_array_equal(result["outer_acc"], [1.0, 1.0])
+    assert result["all_correct"].tolist() == [False, True]
+
+
+def test_evaluate_plain_reber_has_no_outer_acc() -> None:
+    data = encode(REBER, sample_strings(REBER, 2, 4, seed=5))
+    result = evaluate(StubModel(data.legal.float()), data, embedded=False)
+    assert np.isnan(result["outer_acc"]).all()
+    assert result["all_correct"].all()
+
+
+# --- losses --------------------------------------------------------------------------------
+
+
+def padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    outputs = torch.randn(2, 3, 5, 4, generator=gen)
+    targets = torch.randint(4, (2, 3, 5), generator=gen)
+    targets[0, 0, 3:] = PAD
+    targets[0, 2, 1:] = PAD
+    targets[1, 1, 4:] = PAD
+    return outputs, targets
+
+
+def test_losses_ignore_padded_steps() -> None:
+    outputs, targets = padded_batch()
+    pad = targets == PAD
+    noisy = outputs.clone()
+    noisy[pad] = 1e3 * torch.randn(int(pad.sum()), 4, generator=torch.Generator().manual_seed(1))
+    for loss in (squared_error, cross_entropy):
+        assert torch.equal(loss(outputs, targets), loss(noisy, targets))
+        # A change on a valid step does change the loss (the comparison above can fail).
+        changed = outputs.clone()
+        changed[0, 0, 0, 1] += 1.0
+        assert not torch.equal(loss(changed, targets)[0], loss(outputs, targets)[0])
+
+
+def test_squared_error_by_hand() -> None:
+    outputs, targets = padded_batch()
+    got = squared_error(outputs, targets)
+    for m in range(2):
+        total = 0.0
+        for n in range(3):
+            for t in range(5):
+                if targets[m, n, t] != PAD:
+                    onehot = torch.zeros(4)
+                    onehot[targets[m, n, t]] = 1.0
+                    total += float(((outputs[m, n, t] - onehot) ** 2).sum())
+        assert float(got[m]) == pytest.approx(total / 3, rel=1e-6)
+
+
+def test_cross_entropy_by_hand() -> None:
+    outputs, targets = padded_batch()
+    got = cross_entropy(outputs, targets)
+    for m in range(2):
+        want = nn.functional.cross_entropy(
+            outputs[m].reshape(-1, 4), targets[m].reshape(-1), ignore_index=PAD
+        )
+        assert float(got[m]) == pytest.approx(float(want), rel=1e-6)
+
+
+# --- gradient clipping --------------------------------------------------------------------------------
+
+
+def test_clip_member_grads_independently() -> None:
+    a = nn.Parameter(torch.zeros(3, 2, 2))
+    b = nn.Parameter(torch.zeros(3, 1, 2))
+    a.grad = torch.zeros_like(a)
+    b.grad = torch.zeros_like(b)
+    a.grad[0] = torch.tensor([[3.0, 0.0], [0.0, 0.0]])
+    b.grad[0] = torch.tensor([[4.0, 0.0]])  # member 0: norm 5
+    a.grad[1] = torch.tensor([[0.1, 0.2], [0.0, 0.2]])  # member 1: norm 0.3
+    a.grad[2] = torch.tensor([[0.0, 0.0], [0.0, 2.0]])  # member 2: norm 2
+    small_a, small_b = a.grad[1].clone(), b.grad[1].clone()
+    norms = clip_member_grads_([a, b], 1.0)
+    torch.testing.assert_close(norms, torch.tensor([5.0, 0.3, 2.0]))
+    after = member_grad_norms([a, b])
+    torch.testing.assert_close(after, torch.tensor([1.0, 0.3, 1.0]), rtol=0, atol=1e-5)
+    assert torch.equal(a.grad[1], small_a) and torch.equal(b.grad[1], small_b)
+    # Direction kept: member 0's gradient is only scaled.
+    torch.testing.assert_close(b.grad[0], torch.tensor([[0.8, 0.0]]), rtol=0, atol=1e-5)
+
+
+def test_make_regime() -> None:
+    assert make_regime("seed", {"lr": 0.1}) == SeedRegime(lr=0.1)
+    assert make_regime("modern", {"batch_size": 4}) == ModernRegime(batch_size=4)
+    with pytest.raises(ValueError, match="adam"):
+        make_regime("adam", {})
+
+
+# --- the training loop --------------------------------------------------------------------------------
+
+TINY = Experiment("tiny", "embedded_reber", "gru", 4)
+REGIMES = [SeedRegime(), ModernRegime()]
+REGIME_IDS = ["seed", "modern"]
+
+
+def tiny_run(regime, seeds):
+    return run_experiment(TINY, regime, seeds, 16, 16, 64, 32, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("regime", REGIMES, ids=REGIME_IDS)
+def test_run_experiment_is_deterministic(regime) -> None:
+    model_a, table_a, result_a = tiny_run(regime, [0, 1])
+    model_b, table_b, result_b = tiny_run(regime, [0, 1])
+    state_a, state_b = model_a.state_dict(), model_b.state_dict()
+    assert state_a.keys() == state_b.keys()
+    for key in state_a:
+        assert torch.equal(state_a[key], state_b[key]), key
+    assert table_a.equals(table_b)
+    assert list(table_a["seed"]) == [0, 1]
+    assert (table_a["strings_presented"] <= 64).all()
+    np.testing.assert_array_equal(result_a.strings_to_success, result_b.strings_to_success)
+    # Training happened: the weights moved away from their initial values.
+    fresh = SequencePredictor("gru", 7, 4, 7, members=2)
+    fresh.reset_parameters(regime.init, [0, 1])
+    assert not torch.equal(fresh.recurrence.weight_hh, model_a.recurrence.weight_hh)
+
+
+@pytest.mark.parametrize("regime", REGIMES, ids=REGIME_IDS)
+def test_member_training_is_independent_of_the_ensemble(regime) -> None:
+    alone, table_alone, _ = tiny_run(regime, [3])
+    together, table_together, _ = tiny_run(regime, [1, 3])
+    for (name, p_alone), (_, p_together) in zip(
+        alone.named_parameters(), together.named_parameters(), strict=True
+    ):
+        torch.testing.assert_close(p_together[1], p_alone[0], rtol=0, atol=1e-5, msg=name)
+        assert not torch.allclose(p_together[0], p_alone[0], atol=1e-3), name
+    row_alone = table_alone.iloc[0]
+    row_together = table_together.iloc[1]
+    for column in ("seed", "strings_presented", "stop_reason", "epochs"):
+        assert row_alone[column] == row_together[column], column
+    assert row_alone["legal_acc_test"] == pytest.approx(row_together["legal_acc_test"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "regime",
+    [SeedRegime(tolerance=0.0, lr=0.05), ModernRegime(batch_size=4, lr=0.05)],
+    ids=REGIME_IDS,
+)
+def test_stopped_member_keeps_its_weights(regime) -> None:
+    torch.manual_seed(0)
+    data = encode(REBER, sample_strings(REBER, 2, 12, seed=6))
+    model = SequencePredictor("vanilla", 7, 3, 7, members=2)
+    model.reset_parameters(regime.init, [0, 1])
+    check_every, max_strings = 8, 40
+    snapshots: list[dict[str, torch.Tensor]] = []
+
+    def check(net: SequencePredictor) -> torch.Tensor:
+        snapshots.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+        return torch.tensor([True, False])
+
+    result = train(model, data, regime, [0, 1], max_strings, check_every, check)
+    assert len(snapshots) == max_strings // check_every
+    first = snapshots[0]
+    final = model.state_dict()
+    for key in final:
+        assert torch.equal(final[key][0], first[key][0]), key
+        assert not torch.equal(final[key][1], first[key][1]), key
+    assert result.strings_to_success.tolist() == [check_every, -1]
+    assert result.stop_reason == ["solved", "cap"]
+    assert result.strings_presented.tolist() == [check_every, max_strings]
+    assert [h["solved"] for h in result.history] == [1] * len(snapshots)
