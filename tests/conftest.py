@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,29 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
     run_snakemake(workdir, "--configfile", *smoke_configs(workdir), "--cores", "2")
     return workdir
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (results and timings then do not depend on the machine's cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def config_edit(path: str, value) -> Callable[[dict], None]:
+    """An edit of a loaded config: set the value at a dotted path (``"reber.regimes.seed.lr"``, list indices
+    as numbers)."""
+    keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+
+    def edit(config: dict) -> None:
+        node = config
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+
+    return edit
+

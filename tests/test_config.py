@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import config_edit
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -42,13 +43,7 @@ def test_shipped_configs_are_valid(path: Path) -> None:
 
 
 def _set(keys: tuple, value) -> Callable[[dict], None]:
-    def edit(config: dict) -> None:
-        node = config
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-
-    return edit
+    return config_edit(".".join(str(key) for key in keys), value)
 
 
 SCHEMA_ERRORS = [

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_workflow, run_snakemake
+from conftest import config_edit, copy_workflow, run_snakemake
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -28,16 +28,7 @@ def config() -> dict:
     return yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
 
 
-def _set(path: str, value) -> Callable[[dict], None]:
-    keys = [int(k) if k.isdigit() else k for k in path.split(".")]
-
-    def edit(config: dict) -> None:
-        node = config
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-
-    return edit
+_set = config_edit
 
 
 def _both(*edits: Callable[[dict], None]) -> Callable[[dict], None]:

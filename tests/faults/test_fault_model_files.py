@@ -42,11 +42,8 @@ SAMPLE_PARAMS = {"temperatures": [1.0], "count": 2, "max_tokens": 20, "seed": 0,
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """Every test here on one torch thread (conftest.one_torch_thread)."""
 
 
 def _write_token_files(folder: Path) -> tuple[Path, Path]:

@@ -31,11 +31,8 @@ TIME_COLUMNS = ["seconds", "train_seconds", "compute_seconds"]
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """Every test here on one torch thread (conftest.one_torch_thread)."""
 
 
 def _chorale(rng: np.random.Generator) -> list[int]:
