@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rnnmem.core.cells import MODEL_KINDS
-from rnnmem.lm.data import TokenData, is_note, load_token_data, pad_batch
+from rnnmem.lm.data import TokenData, TokenDataError, is_note, load_token_data, pad_batch
 from rnnmem.lm.evaluate import evaluate_lm
 from rnnmem.lm.model import TokenLM, lm_parameter_count, matched_hidden, trainable_parameter_count
 from rnnmem.lm.train import (
@@ -393,3 +393,13 @@ def test_non_finite_step_is_not_applied_and_stops(tmp_path, regime):
     if regime == "seed":  # the last weights are returned: those the hook left, the overflowing step not applied
         for key, value in model.state_dict().items():
             assert torch.equal(value, left[key]), key
+
+
+@pytest.mark.parametrize(("train", "valid", "regime", "reason"), [
+    (0, 4, "seed", "has no training chorales"),
+    (12, 0, "modern", "needs validation chorales"),
+])
+def test_missing_split_names_the_config_key(tmp_path, train, valid, regime, reason):
+    with pytest.raises(TokenDataError, match=rf"^chorales\.split: .*{reason}"):
+        train_lm(_tiny_data(train=train, valid=valid), "gru", 4, regime, None, 0, None, device=CPU, max_epochs=1,
+                 checkpoint_dir=tmp_path)

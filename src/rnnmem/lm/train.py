@@ -352,9 +352,10 @@ def train_lm(
         checkpoint = checkpoint_path(checkpoint_dir, data, kind, hidden, regime, settings, seed)
     checkpoint = Path(checkpoint)
     if not data.ids["train"]:
-        raise ValueError("no training chorales")
+        raise TokenDataError("chorales.split: the token data has no training chorales")
     if regime == "modern" and not data.ids["valid"]:
-        raise ValueError("the modern regime needs validation chorales (early stopping, learning-rate schedule)")
+        raise TokenDataError("chorales.split: the modern regime needs validation chorales "
+                             "(early stopping, learning-rate schedule)")
     model = build_model(kind, data.vocab_size, hidden, regime, settings, seed).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer: torch.optim.Optimizer | None = None
