@@ -319,6 +319,122 @@ def _finite_gradients(params: list[nn.Parameter]) -> bool:
     return all(bool(torch.isfinite(g).all()) for g in grads)
 
 
+@dataclass
+class _Run:
+    """What one training run changes as it goes, and where it is saved: one checkpoint holds all of it."""
+
+    model: TokenLM
+    optimizer: torch.optim.Optimizer | None  # None: the seed regime's plain SGD
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None
+    numpy_rng: np.random.Generator
+    loop: _Loop
+    identity: str
+    checkpoint: Path
+    device: torch.device
+    data: TokenData
+    best_state: dict[str, Tensor] | None = None
+
+    @property
+    def params(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def save(self) -> None:
+        payload = {
+            "format": CHECKPOINT_FORMAT, "identity": self.identity, "vocab_size": self.data.vocab_size,
+            "vocab": list(self.data.vocab), "model": _cpu_state(self.model),
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else {},
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "rng": _rng_states(self.numpy_rng, self.device), "loop": asdict(self.loop),
+            "best_state": self.best_state or {},
+        }
+        tensor_files.save(self.checkpoint, payload)
+
+    def restore(self, payload: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(payload["model"])
+            if self.optimizer is not None:
+                self.optimizer.load_state_dict(payload["optimizer"])
+                self.scheduler.load_state_dict(payload["scheduler"])
+            self.loop = _Loop(**payload["loop"])
+            self.best_state = payload["best_state"] or None
+            _restore_rng_states(payload["rng"], self.numpy_rng, self.device)
+        except (RuntimeError, KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{self.checkpoint}: cannot restore the run ({type(error).__name__}: {error})") \
+                from error
+
+
+def _start_run(data: TokenData, kind: str, hidden: int, regime: str, settings: dict[str, Any], seed: int,
+               checkpoint: Path, device: torch.device, max_epochs: int) -> _Run:
+    """A fresh run, or the one saved in ``checkpoint`` when it is this run's and has not passed ``max_epochs``."""
+    model = build_model(kind, data.vocab_size, hidden, regime, settings, seed).to(device)
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+    if regime == "modern":
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=settings["lr_factor"], patience=settings["lr_patience"])
+    run = _Run(model, optimizer, scheduler, np.random.default_rng([int(seed), 0x4C4D]),
+               _Loop(lr=settings["lr"], sums=_fresh_sums()), _identity(data, kind, hidden, regime, settings, seed),
+               checkpoint, device, data)
+    payload = load_checkpoint(checkpoint) if checkpoint.exists() else None
+    if payload is not None and payload["identity"] != run.identity:
+        raise CheckpointError(f"{checkpoint}: checkpoint of another run or data set (found {payload['identity']},"
+                              f" expected {run.identity}); delete it to start afresh")
+    if payload is not None and not resumable(payload, max_epochs, checkpoint):
+        payload = None  # trained past max_epochs: a fresh run gives what this many epochs give
+    if payload is not None:
+        run.restore(payload)
+    else:
+        torch.manual_seed(seed)  # dropout draws from the global generators (CPU and CUDA)
+        random.seed(seed)
+    if run.loop.stop_reason == "max_epochs" and run.loop.epoch < max_epochs:
+        run.loop.stop_reason = None  # a finished run asked for more epochs continues
+    return run
+
+
+def _train_step(run: _Run, batch: list[list[int]], regime: str, settings: dict[str, Any],
+                sync: Callable[[], None]) -> bool:
+    """One optimizer step on ``batch`` (its sums added to the epoch's); False when loss or gradients are not
+    finite, in which case the weights are left as they were."""
+    step_started = time.perf_counter()
+    params = run.params
+    inputs, targets, _ = pad_batch(batch, PAD_ID)
+    inputs, targets = inputs.to(run.device), targets.to(run.device)
+    for p in params:
+        p.grad = None
+    compute_started = time.perf_counter()
+    outputs = run.model(inputs)
+    loss, nats, sq, count = _losses(outputs, targets, regime)
+    loss.backward()
+    sync()
+    compute = time.perf_counter() - compute_started
+    finite = math.isfinite(float(loss.detach())) and _finite_gradients(params)
+    if finite and run.optimizer is not None:
+        nn.utils.clip_grad_norm_(params, settings["clip_norm"])
+    if not finite:  # keep the last finite weights and stop: every later step would be NaN
+        run.loop.stop_reason = "diverged"
+    elif run.optimizer is None:
+        with torch.no_grad():
+            for p in params:
+                p.sub_(p.grad, alpha=run.loop.lr)
+    else:
+        run.optimizer.step()
+    sums = run.loop.sums
+    sums["nats"] += float(nats)
+    sums["squared_error"] += float(sq)
+    sums["tokens"] += count
+    sums["sequences"] += len(batch)
+    sums["steps"] += 1
+    run.loop.step_in_epoch += 1
+    run.loop.global_step += 1
+    if run.loop.global_step % int(settings["checkpoint_every"]) == 0:
+        run.save()
+    sums["compute_seconds"] += compute
+    sums["train_seconds"] += time.perf_counter() - step_started
+    return finite
+
+
 def train_lm(
     data: TokenData,
     kind: str,
@@ -350,59 +466,13 @@ def train_lm(
         raise ValueError("give either a checkpoint file or a checkpoint folder")
     if checkpoint is None:
         checkpoint = checkpoint_path(checkpoint_dir, data, kind, hidden, regime, settings, seed)
-    checkpoint = Path(checkpoint)
     if not data.ids["train"]:
         raise TokenDataError("chorales.split: the token data has no training chorales")
     if regime == "modern" and not data.ids["valid"]:
         raise TokenDataError("chorales.split: the modern regime needs validation chorales "
                              "(early stopping, learning-rate schedule)")
-    model = build_model(kind, data.vocab_size, hidden, regime, settings, seed).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer: torch.optim.Optimizer | None = None
-    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
-    if regime == "modern":
-        optimizer = torch.optim.Adam(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=settings["lr_factor"], patience=settings["lr_patience"])
-    numpy_rng = np.random.default_rng([int(seed), 0x4C4D])
-    identity = _identity(data, kind, hidden, regime, settings, seed)
-    loop = _Loop(lr=settings["lr"], sums=_fresh_sums())
-    best_state: dict[str, Tensor] | None = None
-
-    payload = load_checkpoint(checkpoint) if checkpoint.exists() else None
-    if payload is not None and payload["identity"] != identity:
-        raise CheckpointError(f"{checkpoint}: checkpoint of another run or data set (found {payload['identity']},"
-                              f" expected {identity}); delete it to start afresh")
-    if payload is not None and not resumable(payload, max_epochs, checkpoint):
-        payload = None  # trained past max_epochs: a fresh run gives what this many epochs give
-    if payload is not None:
-        try:
-            model.load_state_dict(payload["model"])
-            if optimizer is not None:
-                optimizer.load_state_dict(payload["optimizer"])
-                scheduler.load_state_dict(payload["scheduler"])
-            loop = _Loop(**payload["loop"])
-            best_state = payload["best_state"] or None
-            _restore_rng_states(payload["rng"], numpy_rng, device)
-        except (RuntimeError, KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"{checkpoint}: cannot restore the run ({type(error).__name__}: {error})") from error
-    else:
-        torch.manual_seed(seed)  # dropout draws from the global generators (CPU and CUDA)
-        random.seed(seed)
-
-    def save() -> None:
-        payload = {
-            "format": CHECKPOINT_FORMAT, "identity": identity, "vocab_size": data.vocab_size, "vocab": list(data.vocab),
-            "model": _cpu_state(model),
-            "optimizer": optimizer.state_dict() if optimizer is not None else {},
-            "scheduler": scheduler.state_dict() if scheduler is not None else {},
-            "rng": _rng_states(numpy_rng, device), "loop": asdict(loop), "best_state": best_state or {},
-        }
-        tensor_files.save(checkpoint, payload)
-
-    if loop.stop_reason == "max_epochs" and loop.epoch < max_epochs:
-        loop.stop_reason = None  # a finished run asked for more epochs continues
-    train = data.ids["train"]
+    run = _start_run(data, kind, hidden, regime, settings, seed, Path(checkpoint), device, max_epochs)
+    loop, train = run.loop, data.ids["train"]
     batch_size = 1 if regime == "seed" else int(settings["batch_size"])
     steps_per_epoch = math.ceil(len(train) / batch_size)
     bar = progress(max_epochs, desc or f"{regime} {kind} h={hidden}", unit="epochs",
@@ -412,72 +482,38 @@ def train_lm(
     while loop.stop_reason is None:
         if loop.epoch >= max_epochs:
             loop.stop_reason = "max_epochs"
-            save()
+            run.save()
             break
         if loop.order is None:
-            loop.order = numpy_rng.permutation(len(train)).tolist()
+            loop.order = run.numpy_rng.permutation(len(train)).tolist()
             loop.sums = _fresh_sums()
         epoch_started = time.perf_counter()
-        model.train()
+        run.model.train()
         while loop.step_in_epoch < steps_per_epoch:
-            step_started = time.perf_counter()
             index = loop.order[loop.step_in_epoch * batch_size : (loop.step_in_epoch + 1) * batch_size]
-            inputs, targets, _ = pad_batch([train[i] for i in index], PAD_ID)
-            inputs, targets = inputs.to(device), targets.to(device)
-            for p in params:
-                p.grad = None
-            compute_started = time.perf_counter()
-            outputs = model(inputs)
-            loss, nats, sq, count = _losses(outputs, targets, regime)
-            loss.backward()
-            sync()
-            compute = time.perf_counter() - compute_started
-            finite = math.isfinite(float(loss.detach())) and _finite_gradients(params)
-            if finite and optimizer is not None:
-                nn.utils.clip_grad_norm_(params, settings["clip_norm"])
-            if not finite:  # keep the last finite weights and stop: every later step would be NaN
-                loop.stop_reason = "diverged"
-            elif optimizer is None:
-                with torch.no_grad():
-                    for p in params:
-                        p.sub_(p.grad, alpha=loop.lr)
-            else:
-                optimizer.step()
-            sums = loop.sums
-            sums["nats"] += float(nats)
-            sums["squared_error"] += float(sq)
-            sums["tokens"] += count
-            sums["sequences"] += len(index)
-            sums["steps"] += 1
-            loop.step_in_epoch += 1
-            loop.global_step += 1
-            if loop.global_step % int(settings["checkpoint_every"]) == 0:
-                save()
-            sums["compute_seconds"] += compute
-            sums["train_seconds"] += time.perf_counter() - step_started
-            if not finite:
+            if not _train_step(run, [train[i] for i in index], regime, settings, sync):
                 break
             if stop_after_steps is not None and loop.global_step >= stop_after_steps:
-                save()
+                run.save()
                 bar.close()
-                raise TrainingStopped(loop.global_step, checkpoint)
+                raise TrainingStopped(loop.global_step, run.checkpoint)
             if step_hook is not None:
-                step_hook(model, loop.global_step)
+                step_hook(run.model, loop.global_step)
 
-        _end_epoch(model, data, regime, settings, loop, optimizer, scheduler, device, max_epochs)
+        _end_epoch(run.model, data, regime, settings, loop, run.optimizer, run.scheduler, device, max_epochs)
         loop.sums["seconds"] += time.perf_counter() - epoch_started
         loop.curve[-1]["seconds"] = loop.sums["seconds"]
         if loop.best_epoch == loop.epoch:
-            best_state = _cpu_state(model)
+            run.best_state = _cpu_state(run.model)
         loop.order, loop.step_in_epoch = None, 0
-        save()
+        run.save()
         bar.update(1)
         bar.set_postfix_str(f"valid nll {loop.curve[-1]['valid_nll']:.3f}")
     bar.close()
 
-    if regime == "modern" and best_state:
-        model.load_state_dict(best_state)
-    return model, _curve_frame(loop.curve, asdict(loop))
+    if regime == "modern" and run.best_state:
+        run.model.load_state_dict(run.best_state)
+    return run.model, _curve_frame(loop.curve, asdict(loop))
 
 
 def _end_epoch(
