@@ -24,7 +24,7 @@ SHARED_SUMS = SHARED_DATA / "hardy-lilypond-chorales.SHA256SUMS"
 def lilypond_missing() -> str | None:
     """Why the LilyPond binary cannot be used, or None when it can."""
     from rnnmem.chorales.engrave import lilypond_executable
-    from rnnmem.chorales.model import ChoraleError
+    from rnnmem.chorales.events import ChoraleError
 
     try:
         lilypond_executable()

@@ -42,7 +42,8 @@ def _description(command: Command) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rnnmem", description=__doc__)
     parser.add_argument("--version", action="version", version=f"rnnmem {__version__}")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of the job: torch's, or the processes that parse chorale files (default 1)")
     parser.add_argument("--debug", action="store_true",
                         help=f"show the traceback of an anticipated error too (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -149,7 +149,7 @@ COMMANDS: tuple[Command, ...] = (
             path("--tokens"), path("--vocab"),
             path("--checkpoint-dir", help="the job's checkpoint folder: one <identity digest>.ckpt per run identity"),
             path("--model", "model_out"), path("--curve", "curve_out"),
-            params_keys=("model", "regime", "settings", "seed", "max_epochs")),
+            params_keys=("model", "regime", "settings", "seed", "source")),
     command("lm-score", f"{LM}:lm_score", "Test-split scores of one trained chorale model.",
             path("--tokens"), path("--vocab"), path("--model", "model_path"), path("--out"),
             params_keys=("model", "regime", "seed", "source")),
@@ -168,7 +168,9 @@ COMMANDS: tuple[Command, ...] = (
     command("learning-curves", f"{LM}:learning_curves", "Learning curves of every chorale model.",
             path("--curves", many=True), path("--table", "table_out"), path("--figure")),
     command("bench", "rnnmem.bench.suite:run_bench", "Training throughput and loop overhead (make bench).",
-            arg("--out-dir", type=Path, default=Path("results/bench")), arg("--repeats", type=int, default=20)),
+            arg("--out-dir", type=Path, default=Path("results/bench")), arg("--repeats", type=int, default=20),
+            arg("--config", type=Path, default=Path("config.yaml"),
+                help="the config whose training regimes are timed (default: config.yaml)")),
 )
 
 BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}

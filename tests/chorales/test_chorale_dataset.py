@@ -13,7 +13,7 @@ import pytest
 
 from rnnmem.chorales import dataset as ds
 from rnnmem.chorales.agreement import agreement_summary, compare_sources
-from rnnmem.chorales.model import Chorale, ChoraleError, Event, figure20_text, transpose_to_c
+from rnnmem.chorales.events import Chorale, ChoraleError, Event, figure20_text, transpose_to_c
 
 TOKEN = re.compile(r"^(?P<pitch>[a-g](?:isis|eses|is|es)?[',]*|r)(?P<base>\d+)(?P<dots>\.*)(?P<tie>~?)$")
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import lilypond_missing
 
 from rnnmem.chorales import engrave
-from rnnmem.chorales.model import Chorale, ChoraleError, Event
+from rnnmem.chorales.events import Chorale, ChoraleError, Event
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

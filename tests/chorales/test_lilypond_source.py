@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_ARCHIVE as ARCHIVE
 
-from rnnmem.chorales import model
-from rnnmem.chorales.lilypond_source import duplicate_of, load_lilypond_chorales, parse_score
-from rnnmem.chorales.model import ChoraleError, Event
+from rnnmem.chorales import events
+from rnnmem.chorales.events import ChoraleError, Event
+from rnnmem.chorales.file_names import duplicate_of
+from rnnmem.chorales.lilypond_source import load_lilypond_chorales, parse_score
 
 SOURCES = "MusicForAWhile-8cf4e840afd5fba3325559c5970dba5d19419182/bin/DB/Bach/choralgesange/sources-ly"
 BWV269_PREFIX = (
@@ -61,13 +62,13 @@ def write(tmp_path: Path, text: str | bytes, name: str = "123-Test-Bach-Choral-B
     return path
 
 
-def notes(chorale: model.Chorale) -> list[tuple[str, Fraction]]:
+def notes(chorale: events.Chorale) -> list[tuple[str, Fraction]]:
     return [(e.pitch, e.duration) for e in chorale.notes]
 
 
 def text_of(tmp_path: Path, soprano: str, prelude: str = "\\time 4/4 \\key c \\major", repeats: str = "as_written",
             **kwargs) -> str:
-    return model.figure20_text(parse_score(write(tmp_path, score(soprano, prelude, **kwargs)), repeats))
+    return events.figure20_text(parse_score(write(tmp_path, score(soprano, prelude, **kwargs)), repeats))
 
 
 def test_metadata_from_name_and_header(tmp_path):
@@ -102,7 +103,7 @@ def test_implicit_durations_dots_ties_and_fermatas(tmp_path):
                                              Fraction(3, 4)]
     assert [e.tie for e in chorale.notes] == [False] * 6 + [True, False, False]
     assert [e.fermata for e in chorale.notes] == [False] * 8 + [True]
-    assert model.figure20_text(chorale) == "c''4. d''8 e''8 f''8 g''2 | a''2 b''2~ | b''4 c'''2. \\"
+    assert events.figure20_text(chorale) == "c''4. d''8 e''8 f''8 g''2 | a''2 b''2~ | b''4 c'''2. \\"
 
 
 def test_partial_gives_bars_at_measure_boundaries_without_bar_checks(tmp_path):
@@ -116,7 +117,7 @@ def test_partial_gives_bars_at_measure_boundaries_without_bar_checks(tmp_path):
 def test_bar_check_mismatch_is_recorded_not_fatal(tmp_path):
     chorale = parse_score(write(tmp_path, score("\\relative c'' { c2 d4 | e1 }")))
     assert chorale.notes_info["bar_check_mismatches"] == ["line 13: bar check 3/4 into the measure"]
-    assert model.figure20_text(chorale) == "c''2 d''4 e''1"  # bars follow the time signature, not the checks
+    assert events.figure20_text(chorale) == "c''2 d''4 e''1"  # bars follow the time signature, not the checks
 
 
 VOLTA = """\\relative c'' {
@@ -176,14 +177,14 @@ def test_multi_measure_rest_expands(tmp_path):
     chorale = parse_score(write(tmp_path, score("\\relative c'' { R1*2 | c2 r2 }")))
     assert chorale.events == [Event("rest", None, Fraction(1)), Event("bar"), Event("rest", None, Fraction(1)),
                               Event("bar"), Event("note", "c''", Fraction(1, 2)), Event("rest", None, Fraction(1, 2))]
-    assert model.figure20_text(chorale) == "r1 | r1 | c''2 r2"
+    assert events.figure20_text(chorale) == "r1 | r1 | c''2 r2"
 
 
 def test_time_changes(tmp_path):
     chorale = parse_score(write(tmp_path, score("\\relative c'' { c2. | \\time 2/4 d2 | e4 f | \\time 3/4 g2. }",
                                                 "\\time 3/4 \\key c \\major")))
     assert chorale.time_signatures == ["3/4", "2/4", "3/4"]
-    assert model.figure20_text(chorale) == "c''2. | d''2 | e''4 f''4 | g''2."
+    assert events.figure20_text(chorale) == "c''2. | d''2 | e''4 f''4 | g''2."
 
 
 def test_modal_and_flat_keys(tmp_path):
@@ -193,8 +194,8 @@ def test_modal_and_flat_keys(tmp_path):
     assert (dorian.key_tonic, dorian.mode) == ("d", "dorian")
     flat = parse_score(write(tmp_path, score("\\relative c'' { es4 as bes2 }", "\\key es \\major")))
     assert flat.key_tonic == "ees" and [p for p, _ in notes(flat)] == ["ees''", "aes''", "bes''"]
-    assert model.lily_to_music21(flat.key_tonic).name == "E-"
-    assert model.figure20_text(model.transpose_to_c(flat)) == "c''4 f''4 g''2"
+    assert events.lily_to_music21(flat.key_tonic).name == "E-"
+    assert events.figure20_text(events.transpose_to_c(flat)) == "c''4 f''4 g''2"
 
 
 def test_bad_scores_raise_naming_the_file(tmp_path):
@@ -245,7 +246,7 @@ def test_load_in_parallel_matches_serial(tmp_path):
     files = [write(tmp_path, score(f"\\relative c'' {{ c{2 ** (i % 3)} }}"), f"{40 - i:03d}-N-Bach-Choral-BWV{i}.ly")
              for i in range(24)]
     files.append(write(tmp_path, score("\\relative c'' { r1 }"), "099-dummy-score.ly"))
-    parallel, skipped = load_lilypond_chorales(files, "as_written", "skip")  # more than 20 files: 2 processes
+    parallel, skipped = load_lilypond_chorales(files, "as_written", "skip", workers=2)  # > 20 files: 2 processes
     serial = [parse_score(f) for f in files[:-1]]
     assert [c.to_json() for c in parallel] == [c.to_json() for c in sorted(serial, key=lambda c: c.number)]
     assert skipped == [{"file": "099-dummy-score.ly", "number": 99, "reason": skipped[0]["reason"]}]
@@ -274,7 +275,7 @@ def test_bwv269_figure20_prefix(hardy):
     chorale = parse_score(hardy_file(hardy, "001-"))
     assert (chorale.number, chorale.bwv, chorale.title) == (1, "269", "Aus meines Herzens Grunde")
     assert (chorale.time_signatures, chorale.key_tonic, chorale.mode) == (["3/4"], "g", "major")
-    text = model.figure20_text(model.transpose_to_c(chorale))
+    text = events.figure20_text(events.transpose_to_c(chorale))
     assert text.startswith(BWV269_PREFIX), text[:200]
     assert not text.endswith("|")
 
@@ -285,11 +286,11 @@ def test_real_quirks(hardy):
     assert [e.pitch for e in high.notes[:3]] == ["g''", "fis''", "e''"]
     sections = parse_score(hardy_file(hardy, "011-"))  # 4/4, 3/4, 4/4 with one-beat measures between sections
     assert sections.time_signatures == ["4/4", "3/4", "4/4"]
-    assert "c''2 c''4 \\ | e''4 | e''4 d''4 c''4 | d''2 e''4" in model.figure20_text(sections)
+    assert "c''2 c''4 \\ | e''4 | e''4 d''4 c''4 | d''2 e''4" in events.figure20_text(sections)
     modal = parse_score(hardy_file(hardy, "015-"))  # \key d \dorian % c \major, volta2 and \alternative
     assert (modal.key_tonic, modal.mode) == ("d", "dorian")
-    assert "e'8 d'8 e'4 d'4 \\ | d'2 \\ | d'8 e'8" in model.figure20_text(modal)
-    assert "e'4 d'4 \\ a'4 | gis'4" in model.figure20_text(parse_score(hardy_file(hardy, "015-"), "unfold"))
+    assert "e'8 d'8 e'4 d'4 \\ | d'2 \\ | d'8 e'8" in events.figure20_text(modal)
+    assert "e'4 d'4 \\ a'4 | gis'4" in events.figure20_text(parse_score(hardy_file(hardy, "015-"), "unfold"))
     assert parse_score(hardy_file(hardy, "209-")).notes_info["grace_notes_dropped"] == 1
     with pytest.raises(ChoraleError, match=r"309-dummy-score.*rests only"):
         parse_score(hardy_file(hardy, "309-dummy"))

@@ -9,7 +9,7 @@ import pytest
 from music21 import duration, expressions, key, metadata, meter, note, stream, tie
 
 from rnnmem.chorales import music21_source as m21s
-from rnnmem.chorales.model import ChoraleError, figure20_text, lily_to_music21, transpose_to_c
+from rnnmem.chorales.events import ChoraleError, figure20_text, lily_to_music21, transpose_to_c
 
 NUMBERS = [1, 2, 5, 10]
 BWV269_PREFIX = "c'4 | c'2 g'4 | e'4. d'8 c'4 | c'4. d'8 e'4 | d'2 \\ e'4 | g'2 f'4 | e'4 d'2 | c'2 \\ "

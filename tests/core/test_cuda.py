@@ -9,20 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from regimes import lm_settings, reber_regime
 
 from rnnmem.core.runtime import configure_torch
 from rnnmem.lm.model import TokenLM
 from rnnmem.lm.train import TrainingStopped, load_trained, train_lm
 from rnnmem.reber.experiment_spec import Experiment
 from rnnmem.reber.experiments import run_experiment
-from rnnmem.reber.training import ModernRegime, SeedRegime
 from tests.lm.test_lm_train import TIME_COLUMNS, _assert_same_weights, _tiny_data
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
-MODERN = {"embedding": 6, "dropout": 0.2, "lr": 0.01, "batch_size": 4, "clip_norm": 1.0, "patience": 50,
-          "checkpoint_every": 2}
-SEED = {"lr": 1e-3, "lr_divisor": 1.5, "tolerance": 0.0, "checkpoint_every": 5}
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +31,7 @@ def job_settings():
     torch.use_deterministic_algorithms(before)
 
 
-@pytest.mark.parametrize("regime", [SeedRegime(), ModernRegime()], ids=["seed", "modern"])
+@pytest.mark.parametrize("regime", [reber_regime("seed"), reber_regime("modern")], ids=["seed", "modern"])
 @pytest.mark.parametrize("kind", ["vanilla", "gru", "lstm"])
 def test_reber_ensemble_on_cuda_is_deterministic_and_agrees_with_cpu(regime, kind):
     experiment = Experiment("tiny", "embedded_reber", kind, 4)
@@ -50,11 +47,11 @@ def test_reber_ensemble_on_cuda_is_deterministic_and_agrees_with_cpu(regime, kin
 @pytest.mark.parametrize(("regime", "kind", "stop"), [("modern", "gru", 4), ("modern", "lstm", 7),
                                                       ("seed", "vanilla", 17), ("seed", "gru", 9)])
 def test_lm_resume_on_cuda_is_exact_and_loads_on_cpu(tmp_path, regime, kind, stop):
-    settings = MODERN if regime == "modern" else SEED
+    settings = lm_settings(regime, 4)
     data = _tiny_data()
 
     def run(name, **kwargs):
-        return train_lm(data, kind, 7, regime, settings, 3, tmp_path / f"{name}.pt", CUDA, 4, **kwargs)
+        return train_lm(data, kind, 7, settings, 3, tmp_path / f"{name}.pt", CUDA, **kwargs)
 
     full, full_curve = run("full")
     assert next(full.parameters()).is_cuda

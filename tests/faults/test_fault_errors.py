@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from regimes import LM_BLOCKS
 
 DLK_COLUMNS = ["k", "l", "mean", "std", "sem", "n_draws", "sv_max_below_1", "sv_max_below_4", "sv_max_median"]
 DLK_PARAMS = {"model": "vanilla", "k": 1, "draws": 1, "max_l": 20, "seed": 0, "weight_scale": 1.0}
 VOCAB = ["<unk>", "<s>", "</s>", "c'4", "d'4", "e'4", "|"]
 LM_MODEL = {"name": "tiny", "model": "gru", "size": "test", "hidden": 4}
-LM_SETTINGS = {"embedding": 4, "dropout": 0.0, "lr": 0.01, "batch_size": 2, "clip_norm": 1.0, "patience": 2,
-               "checkpoint_every": 5}
+LM_SETTINGS = {**LM_BLOCKS["modern"], "embedding": 4, "dropout": 0.0, "batch_size": 2, "patience": 2,
+               "checkpoint_every": 5, "max_epochs": 1}
 SAMPLING = {"count": 1, "max_tokens": 5, "seed": 0, "engrave": False, "engrave_timeout": 30, "name": "tiny_modern",
             "label": "tiny"}
 
@@ -123,7 +124,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[C
     read_only_skip = _mount_read_only(read_only)
     model = tmp / "lm" / "tiny_modern.pt"
     train = ["lm-train", "--params", json.dumps({"model": LM_MODEL, "regime": "modern", "settings": LM_SETTINGS,
-                                                 "max_epochs": 1, "seed": 0, "source": "music21"}),
+                                                 "seed": 0, "source": "music21"}),
              "--tokens", str(tokens), "--vocab", str(vocab), _lm_train_checkpoint_option(), str(tmp / "lm" / "ckpt"),
              "--model", str(model), "--curve", str(tmp / "lm" / "curve.csv")]
     dlk_out = out / "dlk.csv"
@@ -231,7 +232,7 @@ def test_unexpected_exception_keeps_its_traceback(tmp_path: Path, monkeypatch) -
 def test_split_leaving_a_split_empty_names_the_key() -> None:
     """Fractions fine on paper, but whole tune groups leave the test split empty: the dataset job says so."""
     from rnnmem.chorales.dataset import check_splits_filled
-    from rnnmem.chorales.model import ChoraleError
+    from rnnmem.chorales.events import ChoraleError
 
     with pytest.raises(ChoraleError, match=r"^chorales\.split: the test split is empty \(3 chorales in 1 tune"):
         check_splits_filled({"train": [1, 2, 3], "valid": [], "test": []}, [[1, 2, 3]], valid=0.0, test=0.2)

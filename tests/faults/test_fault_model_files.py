@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from regimes import LM_BLOCKS
 
 from rnnmem.core.cells import SequencePredictor
 from rnnmem.lm import jobs as lm_jobs
@@ -33,9 +34,9 @@ SPEC = {"model": "gru", "input_size": 7, "hidden": 3, "output_size": 7, "seeds":
 LM_PARAMS = {
     "model": {"name": "vanilla_f", "model": "vanilla", "size": "report", "hidden": 4},
     "regime": "modern",
-    "settings": {"embedding": 4, "dropout": 0.1, "lr": 0.01, "batch_size": 4, "clip_norm": 1.0, "patience": 2,
-                 "checkpoint_every": 2},
-    "max_epochs": 2, "seed": 0, "source": "music21",
+    "settings": {**LM_BLOCKS["modern"], "embedding": 4, "dropout": 0.1, "batch_size": 4, "patience": 2,
+                 "checkpoint_every": 2, "max_epochs": 2},
+    "seed": 0, "source": "music21",
 }
 SAMPLE_PARAMS = {"temperatures": [1.0], "count": 2, "max_tokens": 20, "seed": 0, "engrave": False,
                  "engrave_timeout": 30, "name": "vanilla_f_modern", "label": "vanilla (report, modern)"}

@@ -225,7 +225,7 @@ def test_the_scan_sees_each_kind_of_forbidden_load(tmp_path):
 # ------------------------------------------------------------------------------------------- LilyPond input
 def test_a_tampered_events_file_cannot_run_scheme_in_lilypond(tmp_path):
     """LilyPond input is a program: a pitch read from a file that says ``#(system ...)`` is refused, not engraved."""
-    from rnnmem.chorales.model import Chorale, Event
+    from rnnmem.chorales.events import Chorale, Event
     from rnnmem.chorales.store import write_chorales
 
     marker = tmp_path / "scheme-ran"
@@ -251,7 +251,7 @@ def test_a_tampered_events_file_cannot_run_scheme_in_lilypond(tmp_path):
 ])
 def test_every_value_spliced_into_lilypond_input_is_checked(field, value):
     from rnnmem.chorales.engrave import lilypond_source
-    from rnnmem.chorales.model import Chorale, ChoraleError, Event
+    from rnnmem.chorales.events import Chorale, ChoraleError, Event
 
     pitch = value if field == "pitch" else "c'"
     chorale = Chorale(number=3, bwv="1", title='"#(system "true")', source="music21",

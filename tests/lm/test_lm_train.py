@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -10,11 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
+from regimes import LM_BLOCKS, lm_settings
 
 from rnnmem.core.cells import MODEL_KINDS
+from rnnmem.core.errors import ConfigError
 from rnnmem.lm.data import TokenData, TokenDataError, is_note, load_token_data, pad_batch
 from rnnmem.lm.evaluate import evaluate_lm
-from rnnmem.lm.model import TokenLM, lm_parameter_count, matched_hidden, trainable_parameter_count
+from rnnmem.lm.model import TokenLM, lm_matched_hidden, lm_parameter_count, trainable_parameter_count
+from rnnmem.lm.settings import regime_settings
 from rnnmem.lm.train import (
     CheckpointError,
     TrainingStopped,
@@ -27,6 +32,7 @@ from rnnmem.lm.train import (
 
 VOCAB = ["<unk>", "<s>", "</s>", "|", "\\", "c'4", "d'4", "e'4", "f'8", "g'2", "r4", "a'4."]
 CPU = torch.device("cpu")
+ROOT = Path(__file__).resolve().parents[2]
 TIME_COLUMNS = ["seconds", "train_seconds", "compute_seconds"]
 
 
@@ -61,14 +67,8 @@ def _tiny_data(train: int = 12, valid: int = 4, test: int = 4, seed: int = 0) ->
     return TokenData(list(VOCAB), ids, numbers, notes)
 
 
-MODERN = {"embedding": 6, "dropout": 0.2, "lr": 0.01, "batch_size": 4, "clip_norm": 1.0, "patience": 50,
-          "checkpoint_every": 2}
-SEED = {"lr": 1e-3, "lr_divisor": 1.5, "tolerance": 0.0, "checkpoint_every": 5}
-
-
 def _run(tmp_path: Path, name: str, regime: str, kind: str = "gru", epochs: int = 3, **kwargs):
-    settings = MODERN if regime == "modern" else SEED
-    return train_lm(_tiny_data(), kind, 7, regime, settings, 3, tmp_path / f"{name}.pt", CPU, epochs, **kwargs)
+    return train_lm(_tiny_data(), kind, 7, lm_settings(regime, epochs), 3, tmp_path / f"{name}.pt", CPU, **kwargs)
 
 
 def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -119,7 +119,7 @@ def test_parameter_count_matches_module(kind, embedding):
     for activation in ("logistic", "tanh"):
         model = TokenLM(kind, len(VOCAB), 9, embedding, activation=activation)
         assert trainable_parameter_count(model) == lm_parameter_count(kind, len(VOCAB), 9, embedding)
-    hidden = matched_hidden(kind, 207, 30_000, embedding)
+    hidden = lm_matched_hidden(kind, 207, 30_000, embedding)
     count = lm_parameter_count(kind, 207, hidden, embedding)
     neighbours = [lm_parameter_count(kind, 207, h, embedding) for h in (hidden - 1, hidden + 1)]
     assert all(abs(count - 30_000) <= abs(n - 30_000) for n in neighbours)
@@ -219,7 +219,7 @@ def test_evaluate_numbers_are_consistent():
 
 def test_one_modern_epoch_lowers_train_nll(tmp_path):
     data = _tiny_data()
-    before = evaluate_lm(build_model("gru", len(VOCAB), 7, "modern", MODERN, 3), data.ids["train"], CPU)["nll"]
+    before = evaluate_lm(build_model("gru", len(VOCAB), 7, lm_settings("modern", 1), 3), data.ids["train"], CPU)["nll"]
     model, curve = _run(tmp_path, "one", "modern", epochs=1)
     after = evaluate_lm(model, data.ids["train"], CPU)["nll"]
     assert after < before
@@ -231,8 +231,8 @@ def test_one_modern_epoch_lowers_train_nll(tmp_path):
 
 def test_seed_regime_reports_the_summed_squared_error(tmp_path):
     data = _tiny_data()
-    settings = {**SEED, "lr": 0.0}  # weights stay put: the running mean equals the evaluated error
-    model, curve = train_lm(data, "vanilla", 7, "seed", settings, 3, tmp_path / "c.pt", CPU, 1)
+    settings = lm_settings("seed", 1, lr=0.0)  # weights stay put: the running mean equals the evaluated error
+    model, curve = train_lm(data, "vanilla", 7, settings, 3, tmp_path / "c.pt", CPU)
     train_eval = evaluate_lm(model, data.ids["train"], CPU)
     valid_eval = evaluate_lm(model, data.ids["valid"], CPU)
     assert curve.loc[0, "train_squared_error"] == pytest.approx(train_eval["squared_error"], rel=1e-5)
@@ -251,7 +251,7 @@ def test_seed_regime_divides_lr_when_error_rises(tmp_path):
             with torch.no_grad():
                 model.readout.bias.add_(2.0)
 
-    _, curve = train_lm(data, "gru", 6, "seed", {**SEED, "lr": 1e-4}, 3, tmp_path / "c.pt", CPU, 4,
+    _, curve = train_lm(data, "gru", 6, lm_settings("seed", 4, lr=1e-4), 3, tmp_path / "c.pt", CPU,
                         step_hook=shift_outputs)
     error, lr = curve["train_squared_error"].tolist(), curve["lr"].tolist()
     assert error[1] > error[0]
@@ -260,7 +260,7 @@ def test_seed_regime_divides_lr_when_error_rises(tmp_path):
     for i in (2, 3):  # afterwards: divided exactly when the error rose
         assert lr[i] == pytest.approx(lr[i - 1] / 1.5 if error[i - 1] > error[i - 2] else lr[i - 1])
     # Stop rule: a change below the tolerance ends training ("converged").
-    _, stopped = train_lm(data, "gru", 6, "seed", {**SEED, "tolerance": 1e9}, 3, tmp_path / "d.pt", CPU, 10)
+    _, stopped = train_lm(data, "gru", 6, lm_settings("seed", 10, tolerance=1e9), 3, tmp_path / "d.pt", CPU)
     assert len(stopped) == 2 and stopped.attrs["stop_reason"] == "converged"
 
 
@@ -332,7 +332,7 @@ def test_corrupt_checkpoint_names_the_file(tmp_path):
             _run(tmp_path, path.stem, "modern", epochs=2)
     # A valid checkpoint of another run is refused too.
     with pytest.raises(CheckpointError, match=re.escape(str(tmp_path / "good.pt"))):
-        train_lm(_tiny_data(), "lstm", 7, "modern", MODERN, 3, tmp_path / "good.pt", CPU, 2)
+        train_lm(_tiny_data(), "lstm", 7, lm_settings("modern", 2), 3, tmp_path / "good.pt", CPU)
     torch.save({"something": torch.zeros(1)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match=re.escape(str(tmp_path / "foreign.pt"))):
         load_checkpoint(tmp_path / "foreign.pt")
@@ -343,38 +343,62 @@ def test_checkpoint_folder_keys_each_run_by_its_identity(tmp_path):
     same run finds its own; a checkpoint trained past max_epochs is set aside, not returned."""
     data, folder = _tiny_data(), tmp_path / "job"
 
-    def run(settings, epochs, data=data):
-        return train_lm(data, "gru", 7, "modern", settings, 3, None, CPU, epochs, checkpoint_dir=folder)
+    def run(settings, data=data):
+        return train_lm(data, "gru", 7, settings, 3, None, CPU, checkpoint_dir=folder)
 
-    first, first_curve = run(MODERN, 3)
-    other, _ = run({**MODERN, "lr": 0.02}, 3)
+    modern, faster = lm_settings("modern", 3), lm_settings("modern", 3, lr=0.02)
+    first, first_curve = run(modern)
+    other, _ = run(faster)
     renamed = TokenData(["<unk>", *VOCAB[1:5], "cis'4", *VOCAB[6:]], data.ids, data.numbers, data.notes)
-    run(MODERN, 3, renamed)
-    names = {checkpoint_path(folder, d, "gru", 7, "modern", s, 3).name
-             for d, s in ((data, MODERN), (data, {**MODERN, "lr": 0.02}), (renamed, MODERN))}
+    run(modern, renamed)
+    names = {checkpoint_path(folder, d, "gru", 7, s, 3).name
+             for d, s in ((data, modern), (data, faster), (renamed, modern))}
     assert len(names) == 3 and {p.name for p in folder.iterdir()} == names
     # checkpoint_every is no part of the identity; the finished run is found and returned at once.
     seen: list[int] = []
-    again, _ = train_lm(data, "gru", 7, "modern", {**MODERN, "checkpoint_every": 7}, 3, None, CPU, 3,
+    again, _ = train_lm(data, "gru", 7, lm_settings("modern", 3, checkpoint_every=7), 3, None, CPU,
                         checkpoint_dir=folder, step_hook=lambda _, s: seen.append(s))
     assert not seen
     _assert_same_weights(first, again)
     # Fewer epochs than the checkpoint holds: trained afresh, as a run of that many epochs from the start.
-    shorter, shorter_curve = run(MODERN, 2)
+    shorter, shorter_curve = run(lm_settings("modern", 2))
     fresh, fresh_curve = _run(tmp_path, "fresh", "modern", "gru", epochs=2)
     _assert_same_weights(shorter, fresh)
     assert list(shorter_curve["epoch"]) == [1, 2]
     assert shorter_curve.drop(columns=TIME_COLUMNS).equals(fresh_curve.drop(columns=TIME_COLUMNS))
     with pytest.raises(ValueError, match="either a checkpoint file or a checkpoint folder"):
-        train_lm(data, "gru", 7, "modern", MODERN, 3, tmp_path / "x.pt", CPU, 1, checkpoint_dir=folder)
+        train_lm(data, "gru", 7, lm_settings("modern", 1), 3, tmp_path / "x.pt", CPU, checkpoint_dir=folder)
     assert first_curve.attrs["stop_reason"] == "max_epochs"
     assert not all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), other.state_dict().values(),
                                                       strict=True))
 
 
-def test_unknown_setting_is_an_error(tmp_path):
-    with pytest.raises(ValueError, match="unknown modern setting"):
-        train_lm(_tiny_data(), "gru", 4, "modern", {"embeding": 4}, 0, tmp_path / "x.pt", CPU, 1)
+def test_settings_are_checked_when_built():
+    """A regime block becomes settings once; an unknown, missing or mistyped key names the config key."""
+    block = {**LM_BLOCKS["modern"], "max_epochs": 1}
+    with pytest.raises(ConfigError, match=r"^lm\.regimes\.modern: unknown key\(s\) \['embeding'\]"):
+        regime_settings("modern", {**block, "embeding": 4})
+    with pytest.raises(ConfigError, match=r"^lm\.regimes\.modern: missing key\(s\) \['lr_patience'\]"):
+        regime_settings("modern", {k: v for k, v in block.items() if k != "lr_patience"})
+    with pytest.raises(ConfigError, match=r"^lm\.regimes\.modern\.batch_size: 4\.5 is not an integer"):
+        regime_settings("modern", {**block, "batch_size": 4.5})
+    with pytest.raises(ConfigError, match="unknown regime 'adam'"):
+        regime_settings("adam", block)
+    settings = regime_settings("modern", block)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.lr = 1.0  # type: ignore[misc]
+
+
+def test_config_yaml_sets_every_knob_as_the_schema_defaults_do():
+    """config.yaml lists every regime key; where the schema has a default (for older configs), it is the same."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text(encoding="utf-8"))
+    regimes = schema["properties"]["lm"]["properties"]["regimes"]["properties"]
+    for regime, block in config["lm"]["regimes"].items():
+        regime_settings(regime, block)  # complete and well typed
+        defaults = {k: v["default"] for k, v in regimes[regime]["properties"].items() if "default" in v}
+        assert defaults, regime
+        assert {k: block[k] for k in defaults} == defaults
 
 
 @pytest.mark.parametrize("regime", ["seed", "modern"])
@@ -401,5 +425,5 @@ def test_non_finite_step_is_not_applied_and_stops(tmp_path, regime):
 ])
 def test_missing_split_names_the_config_key(tmp_path, train, valid, regime, reason):
     with pytest.raises(TokenDataError, match=rf"^chorales\.split: .*{reason}"):
-        train_lm(_tiny_data(train=train, valid=valid), "gru", 4, regime, None, 0, None, device=CPU, max_epochs=1,
+        train_lm(_tiny_data(train=train, valid=valid), "gru", 4, lm_settings(regime, 1), 0, None, device=CPU,
                  checkpoint_dir=tmp_path)

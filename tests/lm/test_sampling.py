@@ -12,7 +12,7 @@ import torch
 from conftest import lilypond_missing
 
 from rnnmem.chorales.dataset import BEGIN, END, UNK
-from rnnmem.chorales.model import Chorale, Event, figure20_text, figure20_tokens
+from rnnmem.chorales.events import Chorale, Event, figure20_text, figure20_tokens
 from rnnmem.lm.render import check_bars, infer_signature, parse_duration, tokens_to_chorale, write_sample
 from rnnmem.lm.sampling import (
     NextLogits,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from regimes import reber_regime
 from torch import nn
 
 from rnnmem.core.cells import SequencePredictor
+from rnnmem.core.errors import ConfigError
 from rnnmem.reber.experiment_spec import Experiment
 from rnnmem.reber.experiments import evaluate, outer_step, run_experiment
 from rnnmem.reber.grammars import EMBEDDED_REBER, REBER, Grammar
 from rnnmem.reber.sequences import PAD, EncodedStrings, encode, top_m_correct
 from rnnmem.reber.training import (
-    ModernRegime,
     SeedRegime,
     clip_member_grads_,
     cross_entropy,
@@ -225,8 +226,11 @@ def test_clip_member_grads_independently() -> None:
 
 
 def test_make_regime() -> None:
-    assert make_regime("seed", {"lr": 0.1}) == SeedRegime(lr=0.1)
-    assert make_regime("modern", {"batch_size": 4}) == ModernRegime(batch_size=4)
+    block = {"lr": 0.1, "lr_divisor": 1.5, "tolerance": 0.0, "max_epochs": 3, "init": "normal"}
+    assert make_regime("seed", block) == SeedRegime(**block) and SeedRegime.batch_size == 1
+    assert make_regime("modern", {"lr": 0.1, "batch_size": 4, "clip_norm": 1.0, "init": "uniform"}).batch_size == 4
+    with pytest.raises(ConfigError, match=r"^reber\.regimes\.modern: unknown key\(s\) \['lr_divisor'\]; missing"):
+        make_regime("modern", {"lr": 0.1, "lr_divisor": 2.0})
     with pytest.raises(ValueError, match="adam"):
         make_regime("adam", {})
 
@@ -234,7 +238,7 @@ def test_make_regime() -> None:
 # --- the training loop --------------------------------------------------------------------------------
 
 TINY = Experiment("tiny", "embedded_reber", "gru", 4)
-REGIMES = [SeedRegime(), ModernRegime()]
+REGIMES = [reber_regime("seed"), reber_regime("modern")]
 REGIME_IDS = ["seed", "modern"]
 
 
@@ -278,7 +282,7 @@ def test_member_training_is_independent_of_the_ensemble(regime) -> None:
 
 @pytest.mark.parametrize(
     "regime",
-    [SeedRegime(tolerance=0.0, lr=0.05), ModernRegime(batch_size=4, lr=0.05)],
+    [reber_regime("seed", tolerance=0.0, lr=0.05), reber_regime("modern", batch_size=4, lr=0.05)],
     ids=REGIME_IDS,
 )
 def test_stopped_member_keeps_its_weights(regime) -> None:

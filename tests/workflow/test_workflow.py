@@ -12,7 +12,7 @@ import yaml
 from conftest import REPO, SHARED_ARCHIVE, copy_workflow, run_snakemake, smoke_configs, snakemake_env
 
 from rnnmem.chorales.dataset import BEGIN, END
-from rnnmem.chorales.model import Chorale, figure20_tokens
+from rnnmem.chorales.events import Chorale, figure20_tokens
 from rnnmem.lm.render import tokens_to_chorale
 
 pytestmark = pytest.mark.workflow

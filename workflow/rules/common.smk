@@ -219,22 +219,12 @@ LM_REGIMES = list(LM["regimes"])
 LM_DATA = f"results/chorales/{CHORALES['source']}"
 
 
-def lm_settings(regime):
-    """A regime block without max_epochs (a train_lm argument, not a model setting)."""
-    return {
-        key: value
-        for key, value in LM["regimes"][regime].items()
-        if key != "max_epochs"
-    }
-
-
 def lm_params(wildcards):
     return as_json(
         {
             "model": LM_MODELS[wildcards.name],
             "regime": wildcards.regime,
-            "settings": lm_settings(wildcards.regime),
-            "max_epochs": LM["regimes"][wildcards.regime]["max_epochs"],
+            "settings": LM["regimes"][wildcards.regime],
             "seed": LM["seed"],
             "source": CHORALES["source"],
         }

@@ -3,27 +3,32 @@ forward + loss + backward time, goal ≤ 1.25×) per model and regime, on the ch
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from rnnmem.lm.data import load_token_data
-from rnnmem.lm.model import matched_hidden
-from rnnmem.lm.train import resolve_settings, train_lm
+from rnnmem.lm.model import lm_matched_hidden
+from rnnmem.lm.settings import regime_settings
+from rnnmem.lm.train import train_lm
 
 
-def bench_lm(tokens: Path, vocab: Path, params: int = 30000, epochs: int = 2) -> pd.DataFrame:
-    """Train each model ``epochs`` epochs in each regime (CPU or CUDA as the run would) and time it."""
+def bench_lm(tokens: Path, vocab: Path, regimes: dict[str, dict[str, Any]], params: int = 30000,
+             epochs: int = 2) -> pd.DataFrame:
+    """Train each model ``epochs`` epochs in each regime of the config's ``lm.regimes`` (CPU or CUDA as the run
+    would) and time it."""
     data = load_token_data(tokens, vocab)
     rows = []
-    for regime in ("seed", "modern"):
-        embedding = resolve_settings(regime, {}).get("embedding")  # the defaults train_lm uses below
+    for regime, block in regimes.items():
+        settings = dataclasses.replace(regime_settings(regime, block), max_epochs=epochs)
         for kind in ("vanilla", "gru", "lstm"):
-            hidden = matched_hidden(kind, data.vocab_size, params, embedding)
+            hidden = lm_matched_hidden(kind, data.vocab_size, params, settings.embedding)
             with tempfile.TemporaryDirectory() as folder:
-                _, curve = train_lm(data, kind, hidden, regime, {}, 0, Path(folder) / "bench.ckpt",
-                                    max_epochs=epochs, desc=f"bench {kind}/{regime}")
+                _, curve = train_lm(data, kind, hidden, settings, 0, Path(folder) / "bench.ckpt",
+                                    desc=f"bench {kind}/{regime}")
             steps, compute = curve["train_seconds"].sum(), curve["compute_seconds"].sum()
             rows.append({"model": kind, "regime": regime, "hidden": hidden, "epochs": len(curve),
                          "tokens_per_s": curve["tokens"].sum() / steps, "loop_overhead": steps / compute})

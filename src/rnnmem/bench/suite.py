@@ -9,12 +9,14 @@ plain SGD), the alternative to batching the seeds.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
+import yaml
 
 from rnnmem.bench import memory as bench_memory
 from rnnmem.bench.lm import bench_lm
@@ -25,9 +27,10 @@ from rnnmem.reber.experiment_spec import Experiment
 from rnnmem.reber.experiments import member_strings
 from rnnmem.reber.grammars import GRAMMARS
 from rnnmem.reber.sequences import encode
-from rnnmem.reber.training import ModernRegime, SeedRegime, train
+from rnnmem.reber.training import Regime, make_regime, train
 
 MEMBERS = 30
+BENCH_BATCH = 16
 BENCH_EXPERIMENTS = (
     Experiment("reber_vanilla5", "reber", "vanilla", 5),
     Experiment("embedded_vanilla18", "embedded_reber", "vanilla", 18),
@@ -40,7 +43,7 @@ def _never_solved(model: SequencePredictor) -> torch.Tensor:
     return torch.zeros(model.members, dtype=torch.bool)
 
 
-def bench_ensemble(experiment: Experiment, regime: SeedRegime | ModernRegime, strings: int) -> dict:
+def bench_ensemble(experiment: Experiment, regime: Regime, strings: int) -> dict:
     """Train ``MEMBERS`` networks for ``strings`` strings each; no success checks."""
     seeds = list(range(MEMBERS))
     grammar = GRAMMARS[experiment.grammar]
@@ -98,15 +101,19 @@ def bench_fused_lstm_loop(hidden: int, strings: int, networks: int) -> dict:
     }
 
 
-def run_bench(out_dir: Path, repeats: int = 20) -> pd.DataFrame:
-    """Time every model in both regimes (1 thread, as the training jobs run), then the memory grids (2 threads,
-    as the D(l,k) jobs run); print tables, write CSV + markdown."""
+def run_bench(out_dir: Path, repeats: int = 20, config: Path = Path("config.yaml")) -> pd.DataFrame:
+    """Time every model in both regimes of ``config`` (1 thread, as the training jobs run), then the memory grids
+    (2 threads, as the D(l,k) jobs run); print tables, write CSV + markdown. The modern Reber regime is timed on
+    minibatches of ``BENCH_BATCH`` strings (the config's tiny batches time the loop, not the arithmetic)."""
+    settings = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+    seed = make_regime("seed", settings["reber"]["regimes"]["seed"])
+    modern = dataclasses.replace(make_regime("modern", settings["reber"]["regimes"]["modern"]), batch_size=BENCH_BATCH)
     torch.manual_seed(0)
     torch.set_num_threads(1)
     rows = []
     for experiment in BENCH_EXPERIMENTS:
-        rows.append(bench_ensemble(experiment, SeedRegime(), strings=128 * repeats // 10))
-        rows.append(bench_ensemble(experiment, ModernRegime(batch_size=16), strings=1024 * repeats // 10))
+        rows.append(bench_ensemble(experiment, seed, strings=128 * repeats // 10))
+        rows.append(bench_ensemble(experiment, modern, strings=1024 * repeats // 10))
     rows.append(bench_fused_lstm_loop(8, strings=64 * repeats // 10, networks=5))
     table = pd.DataFrame(rows)
     machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
@@ -115,20 +122,20 @@ def run_bench(out_dir: Path, repeats: int = 20) -> pd.DataFrame:
     print(markdown)
     write_csv(out_dir / "reber_training.csv", table)
     write_text(out_dir / "reber_training.md", markdown)
-    run_lm_bench(out_dir, machine)
+    run_lm_bench(out_dir, machine, settings["lm"]["regimes"])
     torch.set_num_threads(2)
     run_memory_bench(out_dir, machine.replace("1 torch thread(s)", "2 torch threads"))
     summary(f"{len(table)} Reber training timings, the chorale-model and memory benches, in {out_dir}")
     return table
 
 
-def run_lm_bench(out_dir: Path, machine: str, source: Path = Path("results/chorales/music21")) -> None:
+def run_lm_bench(out_dir: Path, machine: str, regimes: dict, source: Path = Path("results/chorales/music21")) -> None:
     """Chorale-model training throughput, on the tokens a previous run built (skipped, and said, if absent)."""
     tokens, vocab = source / "tokens.jsonl", source / "vocab.json"
     if not tokens.exists():
         print(f"chorale-model bench skipped: {tokens} does not exist (run make run first)")
         return
-    table = bench_lm(tokens, vocab)
+    table = bench_lm(tokens, vocab, regimes)
     markdown = f"Machine: {machine}\n\n" + table.to_markdown(index=False, floatfmt=".4g") + "\n"
     print(markdown)
     write_csv(out_dir / "chorale_training.csv", table)

@@ -20,9 +20,9 @@ from fractions import Fraction
 
 import pandas as pd
 
-from rnnmem.chorales import model
+from rnnmem.chorales import events
 from rnnmem.chorales.dataset import levenshtein, merged_notes, midi_number
-from rnnmem.chorales.model import Chorale, ChoraleError
+from rnnmem.chorales.events import Chorale, ChoraleError
 
 COLUMNS = ["number", "bwv_a", "bwv_b", "key_a", "key_b", "identical", "same_up_to_transposition", "edit_distance",
            "notes_a", "notes_b", "first_difference"]
@@ -32,7 +32,7 @@ Note = tuple[str, Fraction, bool]
 
 def compared_notes(chorale: Chorale) -> list[Note]:
     """The transposed chorale's notes as ``(pitch, duration, fermata)``, ties merged (see the module)."""
-    return merged_notes(model.transpose_to_c(chorale))
+    return merged_notes(events.transpose_to_c(chorale))
 
 
 def relative_notes(notes: Sequence[Note]) -> list[tuple[int, Fraction, bool]]:
@@ -47,7 +47,7 @@ def note_text(note: Note) -> str:
     """``a'4``, ``c''2.\\fermata``; a merged duration with no single LilyPond value as ``c'*5/8``."""
     pitch, duration, fermata = note
     try:
-        text = pitch + model.lily_duration(duration)
+        text = pitch + events.lily_duration(duration)
     except ChoraleError:
         text = f"{pitch}*{duration}"
     return text + ("\\fermata" if fermata else "")

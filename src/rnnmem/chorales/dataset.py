@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnnmem.chorales import model
-from rnnmem.chorales.model import Chorale, ChoraleError
+from rnnmem.chorales import events
+from rnnmem.chorales.events import Chorale, ChoraleError
 from rnnmem.core.atomic import write_csv, write_json, write_text
 
 BEGIN, END, UNK = "<s>", "</s>", "<unk>"  # the report's ⊙ (start) and ⊗ (end) markers, and the unknown token
@@ -48,7 +48,7 @@ TITLE_WORDS = 4
 def chorale_tokens(chorale: Chorale) -> list[str]:
     """``[BEGIN, *figure-20 tokens, END]``: one token per note (``e'4.``, ``c''2~`` when tied), ``|``, ``\\``
     after a fermata note, rests (``r4``)."""
-    return [BEGIN, *model.figure20_tokens(chorale), END]
+    return [BEGIN, *events.figure20_tokens(chorale), END]
 
 
 # --- melodies -------------------------------------------------------------------------------------------------------
@@ -384,7 +384,7 @@ def write_dataset(chorales: Sequence[Chorale], out_dir: Path, seed: int, valid: 
     for c in chorales:
         name = text_file_name(c)
         names.add(name)
-        write_text(text_dir / name, model.figure20_text(c) + "\n")
+        write_text(text_dir / name, events.figure20_text(c) + "\n")
     for stale in text_dir.glob("*.txt"):
         if TEXT_FILE.match(stale.name) and stale.name not in names:
             stale.unlink()

@@ -23,8 +23,8 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from rnnmem.chorales import model
-from rnnmem.chorales.model import Chorale, ChoraleError, Event
+from rnnmem.chorales import events
+from rnnmem.chorales.events import Chorale, ChoraleError, Event
 from rnnmem.core.atomic import atomic_path, naming_failed_writes
 
 LILYPOND_ARGS = ("-dbackend=eps", "-dno-gs-load-fonts", "-dinclude-eps-fonts", "-dno-point-and-click", "--png",
@@ -38,9 +38,9 @@ BREAKABLE_BAR = 2
 # LilyPond input is a program (``#(...)`` is Scheme, run by LilyPond with the user's rights), so nothing read from a
 # file goes into it unchecked: the title is a string literal (lily_string), every other spliced value must match
 # one of these exactly. A tampered events file or sample that says ``#(system "...")`` as a pitch is refused.
-_ACCIDENTAL = "(?:" + "|".join(sorted((a for a in model.LILY_ACCIDENTALS if a), key=len, reverse=True)) + ")?"
-_TONIC = re.compile(f"[{model.NOTE_NAMES}]{_ACCIDENTAL}")
-_PITCH = re.compile(f"[{model.NOTE_NAMES}]{_ACCIDENTAL}(?:'{{1,6}}|,{{1,6}})?")
+_ACCIDENTAL = "(?:" + "|".join(sorted((a for a in events.LILY_ACCIDENTALS if a), key=len, reverse=True)) + ")?"
+_TONIC = re.compile(f"[{events.NOTE_NAMES}]{_ACCIDENTAL}")
+_PITCH = re.compile(f"[{events.NOTE_NAMES}]{_ACCIDENTAL}(?:'{{1,6}}|,{{1,6}})?")
 _SIGNATURE = re.compile(r"[1-9][0-9]{0,2}/[1-9][0-9]{0,2}")
 
 
@@ -68,29 +68,29 @@ def _moment(length: Fraction) -> str:
 def _duration(length: Fraction) -> str:
     """A LilyPond duration for ``\\partial``: ``4``, ``2.``, else ``1*n/d``."""
     try:
-        return model.lily_duration(length)
+        return events.lily_duration(length)
     except ChoraleError:
         return f"1*{length.numerator}/{length.denominator}"
 
 
 def _event_text(event: Event) -> str:
-    body = ("r" if event.kind == "rest" else event.pitch) + model.lily_duration(event.duration)
+    body = ("r" if event.kind == "rest" else event.pitch) + events.lily_duration(event.duration)
     return body + ("~" if event.tie and event.kind == "note" else "") + ("\\fermata" if event.fermata else "")
 
 
 def music_lines(chorale: Chorale) -> list[str]:
     """The soprano, one bar per line: key, time, the notes with bar checks, a final bar line."""
-    if chorale.mode not in model.MODES:
-        raise ChoraleError(f"chorale {chorale.number}: mode {chorale.mode!r} is not one of {model.MODES}")
+    if chorale.mode not in events.MODES:
+        raise ChoraleError(f"chorale {chorale.number}: mode {chorale.mode!r} is not one of {events.MODES}")
     _check_spliced(chorale)
     signatures = list(chorale.time_signatures) or ["4/4"]
-    lengths = {model.signature_length(s): s for s in reversed(signatures)}  # first listed wins for equal lengths
+    lengths = {events.signature_length(s): s for s in reversed(signatures)}  # first listed wins for equal lengths
     signature = signatures[0]
-    current = model.signature_length(signature)
+    current = events.signature_length(signature)
     lines = [f"\\key {chorale.key_tonic} \\{chorale.mode}", f"\\time {signature}"]
-    measures = model.measures(chorale.events)
+    measures = events.measures(chorale.events)
     for index, measure in enumerate(measures):
-        length = model.measure_length(measure)
+        length = events.measure_length(measure)
         last = index == len(measures) - 1
         prefix, suffix = [], " |"
         if length != current:
@@ -129,7 +129,7 @@ def page_height_cm(chorale: Chorale) -> int:
     """A page that holds the whole melody: room for the title and 3 cm per system, counting a system per three
     bars or per twelve notes and rests, whichever is more (a 16 cm line holds at least five bars of a chorale
     melody), so one page always suffices and it stays small to render."""
-    bars = len(model.measures(chorale.events))
+    bars = len(events.measures(chorale.events))
     sounds = sum(1 for e in chorale.events if e.kind != "bar")
     return 10 + 3 * max(-(-bars // 3), -(-sounds // 12))
 

@@ -13,9 +13,10 @@ from typing import Any
 from rnnmem.chorales.agreement import agreement_summary, compare_sources
 from rnnmem.chorales.dataset import write_dataset
 from rnnmem.chorales.engrave import engrave_png
+from rnnmem.chorales.events import ChoraleError, transpose_to_c
 from rnnmem.chorales.fetch import fetch_lilypond_scores
-from rnnmem.chorales.lilypond_source import file_number, load_lilypond_chorales
-from rnnmem.chorales.model import ChoraleError, transpose_to_c
+from rnnmem.chorales.file_names import file_number
+from rnnmem.chorales.lilypond_source import load_lilypond_chorales
 from rnnmem.chorales.music21_source import load_music21_chorales
 from rnnmem.chorales.store import SKIPPED_COLUMNS, read_chorales, write_chorales, write_skipped
 from rnnmem.core.atomic import write_csv
@@ -31,17 +32,18 @@ def chorales_fetch(url: str, archive: Path, scores_dir: Path, listing: Path) -> 
 
 
 def chorales_events(source: str, params: dict[str, Any], listing: Path | None, events_out: Path,
-                    transposed_out: Path, skipped_out: Path) -> None:
-    """One source's chorales as normalized events, as written and transposed to C, plus the skipped files."""
+                    transposed_out: Path, skipped_out: Path, threads: int = 1) -> None:
+    """One source's chorales as normalized events, as written and transposed to C, plus the skipped files; the
+    files are parsed by ``threads`` processes (the rule's threads)."""
     numbers = params["numbers"] or None
     if source == "music21":
-        chorales, skipped = load_music21_chorales(params["repeats"], params["on_bad_file"], numbers)
+        chorales, skipped = load_music21_chorales(params["repeats"], params["on_bad_file"], numbers, workers=threads)
     else:
         files = [listing.parent / "ly" / name for name in read_table(listing, ["file"])["file"]]
         if numbers is not None:
             wanted = set(numbers)
             files = [path for path in files if file_number(path) in wanted]
-        chorales, skipped = load_lilypond_chorales(files, params["repeats"], params["on_bad_file"])
+        chorales, skipped = load_lilypond_chorales(files, params["repeats"], params["on_bad_file"], workers=threads)
     transposed = [transpose_to_c(chorale) for chorale in chorales]
     write_chorales(events_out, chorales)
     write_chorales(transposed_out, transposed)

@@ -37,46 +37,17 @@ import ly.music
 import ly.pitch
 from ly.music import items
 
-from rnnmem.chorales.model import MODES, NOTE_NAMES, Chorale, ChoraleError, Event, check_source_options
+from rnnmem.chorales.events import MODES, NOTE_NAMES, Chorale, ChoraleError, Event, check_source_options
+from rnnmem.chorales.file_names import duplicate_of, file_bwv, file_number, title_from_name
 
-PARALLEL_ABOVE = 20  # files; more than this are parsed by a pool of 2 processes
-WORKERS = 2
+PARALLEL_ABOVE = 20  # files; more than this are parsed by a pool of the rule's threads processes
 
 ALTERATIONS = {Fraction(-1): "eses", Fraction(-1, 2): "es", Fraction(0): "", Fraction(1, 2): "is", Fraction(1): "isis"}
 FERMATAS = frozenset({"\\fermata", "\\shortfermata", "\\longfermata", "\\verylongfermata"})
 VOICE_LABEL = re.compile(r"^%+\s*(soprano|sopran|discant|alto|alt|tenor|tenore|bass|basse|basso)\b", re.IGNORECASE)
 SOPRANO_LABELS = frozenset({"soprano", "sopran", "discant"})
-TRANSPOSED_DUPLICATE = re.compile(r"TRANSPO-du-(\d+)", re.IGNORECASE)
-FILE_NUMBER = re.compile(r"^(\d{1,3})-")
-FILE_BWV = re.compile(r"BWV[-_ ]?(\d+[a-z]?)(?:[-.](\d+[a-z]?))?(?:-ou-(\d+[a-z]?(?:[-.]\d+)?))?", re.IGNORECASE)
-FILE_TITLE = re.compile(r"^\d{1,3}-(?:\d{3}-)?(.*?)(?:-Bach-Choral.*)?$")
 TIMING_PROPERTIES = ("measureLength", "measurePosition", "timing")
 MAX_LISTED = 20  # at most this many entries in a notes_info list
-
-
-def duplicate_of(path: Path) -> int | None:
-    """The number of the chorale this file is a transposed copy of ("…TRANSPO-du-005…" -> 5), else None."""
-    for part in (Path(path).name, Path(path).parent.name, Path(path).parent.parent.name):
-        match = TRANSPOSED_DUPLICATE.search(part)
-        if match:
-            return int(match.group(1))
-    return None
-
-
-def file_number(path: Path) -> int | None:
-    """The Riemenschneider number a file name starts with ("001-Aus-meines-…" -> 1)."""
-    match = FILE_NUMBER.match(Path(path).name)
-    return int(match.group(1)) if match else None
-
-
-def file_bwv(path: Path) -> tuple[str, str | None]:
-    """("86.6", None) for "…BWV86-6", ("158.4", "279") for "…BWV158-4-ou-279"; ("", None) without a BWV."""
-    match = FILE_BWV.search(Path(path).stem)
-    if not match:
-        return "", None
-    bwv = match.group(1) + (f".{match.group(2)}" if match.group(2) else "")
-    other = match.group(3).replace("-", ".") if match.group(3) else None
-    return bwv, other
 
 
 # --- the public entry points --------------------------------------------------------------------------------------
@@ -89,23 +60,8 @@ def parse_score(path: Path, repeats: str = "as_written") -> Chorale:
     number = file_number(path)
     if number is None:
         raise ChoraleError(f"{name}: the file name does not start with a chorale number (NNN-)")
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ChoraleError(f"{name}: cannot be read ({error})") from error
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ChoraleError(f"{name}: not UTF-8 ({error.reason} at byte {error.start})") from error
-    text = text.removeprefix("\ufeff")
-
-    doc = ly.document.Document(text)
-    comments, unlexed = _check_syntax(doc, text, name)
-    try:
-        tree = ly.music.document(doc)
-    except Exception as error:  # python-ly's reader failing on odd input is a problem of the file
-        raise ChoraleError(f"{name}: python-ly cannot read the music ({type(error).__name__}: {error})") from error
-
+    text = _read_text(path)
+    tree, comments, unlexed = _read_music(text, name)
     scope, prelude, voice, found_by = _find_soprano(tree, comments, text, name)
     spans = [(node.position, node.end_position()) for node in [*prelude, voice]]
     for position, word in unlexed:
@@ -118,8 +74,42 @@ def parse_score(path: Path, repeats: str = "as_written") -> Chorale:
         raise ChoraleError(f"{name}: unknown key: no \\key before or in the soprano")
     if not any(e.kind == "note" for e in reader.events):
         raise ChoraleError(f"{name}: the soprano has rests only (no notes)")
-
     bwv, bwv_other = file_bwv(path)
+    tonic, mode = reader.key
+    return Chorale(
+        number=number, bwv=bwv, title=_title(tree) or title_from_name(path), source="lilypond",
+        time_signatures=reader.time_signatures or ["4/4"], key_tonic=tonic, mode=mode, events=reader.events,
+        notes_info=_notes_info(reader, name, repeats, found_by, bwv_other, unlexed),
+    )
+
+
+def _read_text(path: Path) -> str:
+    """The file's text (UTF-8, a byte-order mark dropped); ChoraleError when it cannot be read or decoded."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ChoraleError(f"{path.name}: cannot be read ({error})") from error
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ChoraleError(f"{path.name}: not UTF-8 ({error.reason} at byte {error.start})") from error
+    return text.removeprefix("\ufeff")
+
+
+def _read_music(text: str, name: str) -> tuple[items.Document, list[tuple[int, str]], list[tuple[int, str]]]:
+    """python-ly's music tree of the text, its comments and the words its lexer left unread."""
+    doc = ly.document.Document(text)
+    comments, unlexed = _check_syntax(doc, text, name)
+    try:
+        tree = ly.music.document(doc)
+    except Exception as error:  # python-ly's reader failing on odd input is a problem of the file
+        raise ChoraleError(f"{name}: python-ly cannot read the music ({type(error).__name__}: {error})") from error
+    return tree, comments, unlexed
+
+
+def _notes_info(reader: _SopranoReader, name: str, repeats: str, found_by: str, bwv_other: str | None,
+                unlexed: list[tuple[int, str]]) -> dict[str, Any]:
+    """What the chorale's ``notes_info`` says about how it was read (see the module doc)."""
     info: dict[str, Any] = {"file": name, "repeats": repeats, "soprano_found_by": found_by}
     if bwv_other:
         info["bwv_alternative"] = bwv_other
@@ -127,28 +117,25 @@ def parse_score(path: Path, repeats: str = "as_written") -> Chorale:
     if not reader.time_signatures:
         info["time_signature_default"] = "4/4"
     if unlexed:
-        info["unlexed_text_ignored"] = [f"line {_line(text, pos)}: {word!r}" for pos, word in unlexed[:MAX_LISTED]]
-    tonic, mode = reader.key
-    return Chorale(
-        number=number, bwv=bwv, title=_title(tree) or _title_from_name(path), source="lilypond",
-        time_signatures=reader.time_signatures or ["4/4"], key_tonic=tonic, mode=mode, events=reader.events,
-        notes_info=info,
-    )
+        info["unlexed_text_ignored"] = [f"line {_line(reader.text, position)}: {word!r}"
+                                        for position, word in unlexed[:MAX_LISTED]]
+    return info
 
 
-def load_lilypond_chorales(files: list[Path], repeats: str = "as_written",
-                           on_bad_file: str = "skip") -> tuple[list[Chorale], list[dict]]:
+def load_lilypond_chorales(files: list[Path], repeats: str = "as_written", on_bad_file: str = "skip",
+                           workers: int = 1) -> tuple[list[Chorale], list[dict]]:
     """Parse every file; the chorales sorted by number and one skip row per unusable file (duplicates included).
 
     A skip row is ``{"file": name, "number": n or None, "reason": text}``. With ``on_bad_file="error"`` the first
     bad file in the given order raises ChoraleError naming it (transposed duplicates are skipped all the same).
-    More than PARALLEL_ABOVE files are parsed by 2 processes; the result does not depend on that.
+    With ``workers`` > 1 (the rule's threads), more than PARALLEL_ABOVE files are parsed by that many processes;
+    the result does not depend on it.
     """
     check_source_options(repeats, on_bad_file)
     files = [Path(f) for f in files]
     chorales: list[Chorale] = []
     skipped: list[dict] = []
-    for path, (status, value) in zip(files, _parse_all(files, repeats), strict=True):
+    for path, (status, value) in zip(files, _parse_all(files, repeats, workers), strict=True):
         if status == "ok":
             chorales.append(value)
             continue
@@ -171,12 +158,12 @@ def _parse_one(path: Path, repeats: str) -> tuple[str, Any]:
         return "bad", str(error)
 
 
-def _parse_all(files: list[Path], repeats: str) -> Iterator[tuple[str, Any]]:
-    if len(files) <= PARALLEL_ABOVE:
+def _parse_all(files: list[Path], repeats: str, workers: int) -> Iterator[tuple[str, Any]]:
+    if workers <= 1 or len(files) <= PARALLEL_ABOVE:
         for path in files:
             yield _parse_one(path, repeats)
         return
-    with ProcessPoolExecutor(max_workers=WORKERS) as pool:
+    with ProcessPoolExecutor(max_workers=workers) as pool:
         try:
             yield from pool.map(_parse_one, files, [repeats] * len(files), chunksize=8)
         finally:
@@ -245,11 +232,6 @@ def _title(tree: items.Document) -> str:
                 text = value.plaintext() if isinstance(value, (items.Markup, items.String)) else ""
                 return " ".join(text.split())
     return ""
-
-
-def _title_from_name(path: Path) -> str:
-    match = FILE_TITLE.match(Path(path).stem)
-    return match.group(1).replace("-", " ") if match else Path(path).stem
 
 
 # --- finding the soprano -----------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from music21 import analysis, bar, converter, expressions, key, meter, repeat, s
 from music21.corpus import chorales as m21_chorales
 from music21.corpus import corpora as m21_corpora
 
-from rnnmem.chorales.model import (
+from rnnmem.chorales.events import (
     Chorale,
     ChoraleError,
     Event,
@@ -46,7 +46,6 @@ SOURCE = "music21"
 NUMBERS = range(1, 372)
 FILE_PREFERENCE = (".mxl", ".musicxml", ".xml", ".krn")
 SOURCE_FORMATS = {".mxl": "musicxml", ".musicxml": "musicxml", ".xml": "musicxml", ".krn": "humdrum"}
-WORKERS = 2
 SERIAL_BELOW = 12  # fewer chorales than this are parsed in this process: a pool costs more than it saves
 
 _BWV_RE = re.compile(r"bwv[ _]?([0-9][0-9a-z.\-]*?)(?:\.(?:mxl|musicxml|xml|krn))?$", re.IGNORECASE)
@@ -337,7 +336,7 @@ def _run(jobs: list[_Job], workers: int) -> Iterable[tuple[int, Chorale | None, 
 
 
 def load_music21_chorales(repeats: str, on_bad_file: str, numbers: list[int] | None = None, *,
-                          workers: int = WORKERS) -> tuple[list[Chorale], list[dict]]:
+                          workers: int = 1) -> tuple[list[Chorale], list[dict]]:
     """The chorales (all 371, or ``numbers``) sorted by Riemenschneider number, and the skipped ones.
 
     A skip row is ``{"file": <corpus file name or "">, "number": n, "reason": text}``; with

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnnmem.chorales.model import Chorale, ChoraleError
+from rnnmem.chorales.events import Chorale, ChoraleError
 from rnnmem.core.atomic import write_csv, write_text
 
 SKIPPED_COLUMNS = ["file", "number", "reason"]

@@ -19,15 +19,15 @@ from rnnmem.core.runtime import pick_device
 from rnnmem.core.tables import read_table
 from rnnmem.lm.data import load_token_data, load_vocab
 from rnnmem.lm.evaluate import evaluate_lm
-from rnnmem.lm.model import lm_parameter_count, matched_hidden
+from rnnmem.lm.model import lm_matched_hidden, lm_parameter_count
 from rnnmem.lm.ngram import KneserNeyLM, select_order
 from rnnmem.lm.sampling import sample_sequences, stateful_next_logits
+from rnnmem.lm.settings import RegimeSettings, regime_settings
 from rnnmem.lm.train import (
     CHECKPOINT_SUFFIX,
     checkpoint_path,
     load_checkpoint,
     load_trained,
-    resolve_settings,
     resumable,
     train_lm,
     write_model,
@@ -41,12 +41,11 @@ SCORE_COLUMNS = ["source", "model", "kind", "size", "hidden", "params", "regime"
 TIMING_COLUMNS = ["seconds", "train_seconds", "compute_seconds"]
 
 
-def model_hidden(spec: dict[str, Any], vocab: int, regime: str, settings: dict[str, Any]) -> int:
+def model_hidden(spec: dict[str, Any], vocab: int, settings: RegimeSettings) -> int:
     """A model's hidden size: given, or matched to a parameter budget (one-hot input in the seed regime)."""
     if "hidden" in spec:
         return int(spec["hidden"])
-    embedding = resolve_settings(regime, settings).get("embedding")  # none in the seed regime (one-hot input)
-    return matched_hidden(spec["model"], vocab, int(spec["params"]), embedding)
+    return lm_matched_hidden(spec["model"], vocab, int(spec["params"]), settings.embedding)
 
 
 def lm_train(params: dict[str, Any], tokens: Path, vocab: Path, checkpoint_dir: Path, model_out: Path,
@@ -55,17 +54,17 @@ def lm_train(params: dict[str, Any], tokens: Path, vocab: Path, checkpoint_dir: 
     run identity: settings, data, vocabulary; see :mod:`rnnmem.lm.train`), resumed after a kill; the final one
     is written to ``model_out`` without its wall-clock times (what later rules load), then the folder's other
     checkpoints and temporary files (of earlier settings or data, or of killed writes) are removed."""
+    settings = regime_settings(params["regime"], params["settings"])  # the one place the block becomes settings
     data = load_token_data(tokens, vocab)
-    spec, regime, settings = params["model"], params["regime"], params["settings"]
-    hidden = model_hidden(spec, data.vocab_size, regime, settings)
+    spec, regime = params["model"], settings.regime
+    hidden = model_hidden(spec, data.vocab_size, settings)
     device = pick_device()
-    checkpoint = checkpoint_path(checkpoint_dir, data, spec["model"], hidden, regime, settings, params["seed"])
-    resuming = checkpoint.exists() and resumable(load_checkpoint(checkpoint), params["max_epochs"], checkpoint)
+    checkpoint = checkpoint_path(checkpoint_dir, data, spec["model"], hidden, settings, params["seed"])
+    resuming = checkpoint.exists() and resumable(load_checkpoint(checkpoint), settings.max_epochs, checkpoint)
     print(f"{spec['name']}/{regime}: {spec['model']} hidden {hidden}, device {device}, checkpoint {checkpoint}"
           + (f", resuming from {checkpoint}" if resuming else ""), flush=True)
-    _, curve = train_lm(data, spec["model"], hidden, regime, settings, params["seed"], None, device=device,
-                        max_epochs=params["max_epochs"], desc=f"{spec['name']}/{regime}",
-                        checkpoint_dir=checkpoint_dir)
+    _, curve = train_lm(data, spec["model"], hidden, settings, params["seed"], None, device=device,
+                        desc=f"{spec['name']}/{regime}", checkpoint_dir=checkpoint_dir)
     write_model(checkpoint, model_out)
     for stale in remove_stale_checkpoints(checkpoint_dir, keep=checkpoint):
         print(f"removed {stale}", flush=True)

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from rnnmem.chorales.dataset import BEGIN, END, merged_notes, midi_number
-from rnnmem.chorales.model import Chorale
+from rnnmem.chorales.events import Chorale
 from rnnmem.lm.render import check_bars, note_body
 
 KL_EPSILON = 1e-4

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnmem.core.cells import INITS, EnsembleRecurrence, fused_recurrence
-from rnnmem.core.sizes import MAX_HIDDEN, parameter_count
+from rnnmem.core.sizes import matched_hidden, parameter_count
 
 # The recurrent state between calls, torch's layout: (1, B, H), or (h, c) for the LSTM.
 State = Tensor | tuple[Tensor, Tensor]
@@ -33,9 +33,11 @@ def lm_parameter_count(kind: str, vocab: int, hidden: int, embedding: int | None
     return table + parameter_count(kind, input_size, hidden, vocab)
 
 
-def matched_hidden(kind: str, vocab: int, target: int, embedding: int | None = None) -> int:
-    """Hidden size whose parameter count is closest to ``target`` (ties go to the smaller network)."""
-    return min(range(1, MAX_HIDDEN), key=lambda h: (abs(lm_parameter_count(kind, vocab, h, embedding) - target), h))
+def lm_matched_hidden(kind: str, vocab: int, target: int, embedding: int | None = None) -> int:
+    """Hidden size whose :func:`lm_parameter_count` is closest to ``target`` (ties go to the smaller network):
+    :func:`rnnmem.core.sizes.matched_hidden` on the input the recurrence reads, less the embedding table."""
+    table = vocab * embedding if embedding else 0
+    return matched_hidden(kind, embedding or vocab, vocab, target - table)
 
 
 def trainable_parameter_count(model: nn.Module) -> int:

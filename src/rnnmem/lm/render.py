@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnmem.chorales.dataset import BEGIN, END, UNK
-from rnnmem.chorales.model import (
+from rnnmem.chorales.events import (
     Chorale,
     ChoraleError,
     Event,

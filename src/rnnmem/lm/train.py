@@ -74,20 +74,11 @@ from rnnmem.core.runtime import pick_device
 from rnnmem.lm.data import PAD_ID, PAD_TARGET, TokenData, TokenDataError, pad_batch
 from rnnmem.lm.evaluate import evaluate_lm
 from rnnmem.lm.model import TokenLM
+from rnnmem.lm.settings import ModernSettings, RegimeSettings, SeedSettings, identity_settings
 
-REGIMES = ("seed", "modern")
 CHECKPOINT_FORMAT = 2  # 2: the vocabulary's tokens are stored; files written byte-deterministically
 CHECKPOINT_SUFFIX = ".ckpt"
 
-SEED_DEFAULTS: dict[str, Any] = {
-    "lr": 3e-4, "lr_divisor": 1.5, "tolerance": 0.01, "checkpoint_every": 1000, "activation": "logistic",
-    "init": "normal",
-}
-MODERN_DEFAULTS: dict[str, Any] = {
-    "embedding": 32, "dropout": 0.2, "lr": 0.01, "batch_size": 16, "clip_norm": 1.0, "patience": 6,
-    "lr_patience": 2, "lr_factor": 0.5, "min_delta": 0.0, "weight_decay": 0.0, "checkpoint_every": 200,
-    "activation": "logistic", "init": "uniform",
-}
 TIMING_KEYS = ("seconds", "train_seconds", "compute_seconds")  # wall-clock times: in checkpoints, not model files
 CURVE_COLUMNS = ("epoch", "train_nll", "valid_nll", "train_squared_error", "valid_squared_error", "lr", "seconds",
                  "train_seconds", "compute_seconds", "steps", "tokens")
@@ -112,25 +103,18 @@ class TrainingStopped(RuntimeError):
         self.steps, self.checkpoint = steps, checkpoint
 
 
-def resolve_settings(regime: str, settings: dict[str, Any] | None) -> dict[str, Any]:
-    """The regime's defaults overridden by ``settings``; an unknown key is an error."""
-    if regime not in REGIMES:
-        raise ValueError(f"unknown regime {regime!r}; expected one of {REGIMES}")
-    defaults = SEED_DEFAULTS if regime == "seed" else MODERN_DEFAULTS
-    unknown = sorted(set(settings or {}) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown {regime} setting(s) {unknown}; known: {sorted(defaults)}")
-    return {**defaults, **(settings or {})}
-
-
-def build_model(kind: str, vocab: int, hidden: int, regime: str, settings: dict[str, Any], seed: int) -> TokenLM:
+def build_model(kind: str, vocab: int, hidden: int, settings: RegimeSettings, seed: int) -> TokenLM:
     """The untrained model of a run: seed regime one-hot input, no dropout, N(0, 1) weights (``init: normal``);
     modern regime embedding, dropout, U(±1/√H) weights (``init: uniform``)."""
-    settings = resolve_settings(regime, settings)
-    if regime == "seed":
-        return TokenLM(kind, vocab, hidden, None, 0.0, settings["activation"], settings["init"], seed)
-    return TokenLM(kind, vocab, hidden, settings["embedding"], settings["dropout"], settings["activation"],
-                   settings["init"], seed)
+    dropout = settings.dropout if isinstance(settings, ModernSettings) else 0.0
+    return TokenLM(kind, vocab, hidden, settings.embedding, dropout, settings.activation, settings.init, seed)
+
+
+def _stored_model(identity: dict[str, Any], vocab: int) -> TokenLM:
+    """The untrained model of the run a checkpoint's identity describes (its stored settings, not the config's)."""
+    stored = identity["settings"]
+    return TokenLM(identity["kind"], vocab, identity["hidden"], stored.get("embedding"), stored.get("dropout", 0.0),
+                   stored["activation"], stored["init"], identity["seed"])
 
 
 @dataclass
@@ -160,19 +144,19 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value).encode()).hexdigest()
 
 
-def _identity(data: TokenData, kind: str, hidden: int, regime: str, settings: dict[str, Any], seed: int) -> str:
+def _identity(data: TokenData, kind: str, hidden: int, settings: RegimeSettings, seed: int) -> str:
     """What a checkpoint must match to be resumed (JSON): the run's definition, digests of its vocabulary and of
     its training and validation ids, and the checkpoint format."""
-    settings = {k: v for k, v in resolve_settings(regime, settings).items() if k != "checkpoint_every"}
-    return json.dumps({"kind": kind, "hidden": hidden, "regime": regime, "settings": settings, "seed": seed,
+    return json.dumps({"kind": kind, "hidden": hidden, "regime": settings.regime,
+                       "settings": identity_settings(settings), "seed": seed,
                        "vocab": _digest(data.vocab), "data": _digest([data.ids["train"], data.ids["valid"]]),
                        "format": CHECKPOINT_FORMAT}, sort_keys=True)
 
 
-def checkpoint_path(checkpoint_dir: str | Path, data: TokenData, kind: str, hidden: int, regime: str,
-                    settings: dict[str, Any] | None, seed: int) -> Path:
+def checkpoint_path(checkpoint_dir: str | Path, data: TokenData, kind: str, hidden: int, settings: RegimeSettings,
+                    seed: int) -> Path:
     """The checkpoint file of a run in ``checkpoint_dir``: ``<SHA-256 of the run's identity>.ckpt``."""
-    identity = _identity(data, kind, hidden, regime, settings or {}, seed)
+    identity = _identity(data, kind, hidden, settings, seed)
     return Path(checkpoint_dir) / f"{hashlib.sha256(identity.encode()).hexdigest()}{CHECKPOINT_SUFFIX}"
 
 
@@ -261,8 +245,7 @@ def load_trained(path: str | Path, device: torch.device | str | None = None,
         check_vocabulary(path, payload["vocab"], vocab_path)
     try:
         identity = json.loads(payload["identity"])
-        model = build_model(identity["kind"], payload["vocab_size"], identity["hidden"], identity["regime"],
-                            identity["settings"], identity["seed"])
+        model = _stored_model(identity, payload["vocab_size"])
         state = payload["best_state"] if identity["regime"] == "modern" and payload["best_state"] else payload["model"]
         model.load_state_dict(state)
         loop = payload["loop"]
@@ -363,20 +346,21 @@ class _Run:
                 from error
 
 
-def _start_run(data: TokenData, kind: str, hidden: int, regime: str, settings: dict[str, Any], seed: int,
-               checkpoint: Path, device: torch.device, max_epochs: int) -> _Run:
+def _start_run(data: TokenData, kind: str, hidden: int, settings: RegimeSettings, seed: int, checkpoint: Path,
+               device: torch.device) -> _Run:
     """A fresh run, or the one saved in ``checkpoint`` when it is this run's and has not passed ``max_epochs``."""
-    model = build_model(kind, data.vocab_size, hidden, regime, settings, seed).to(device)
+    model = build_model(kind, data.vocab_size, hidden, settings, seed).to(device)
     optimizer: torch.optim.Optimizer | None = None
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
-    if regime == "modern":
+    if isinstance(settings, ModernSettings):
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+        optimizer = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=settings["lr_factor"], patience=settings["lr_patience"])
+            optimizer, mode="min", factor=settings.lr_factor, patience=settings.lr_patience)
     run = _Run(model, optimizer, scheduler, np.random.default_rng([int(seed), 0x4C4D]),
-               _Loop(lr=settings["lr"], sums=_fresh_sums()), _identity(data, kind, hidden, regime, settings, seed),
+               _Loop(lr=settings.lr, sums=_fresh_sums()), _identity(data, kind, hidden, settings, seed),
                checkpoint, device, data)
+    max_epochs = settings.max_epochs
     payload = load_checkpoint(checkpoint) if checkpoint.exists() else None
     if payload is not None and payload["identity"] != run.identity:
         raise CheckpointError(f"{checkpoint}: checkpoint of another run or data set (found {payload['identity']},"
@@ -393,8 +377,7 @@ def _start_run(data: TokenData, kind: str, hidden: int, regime: str, settings: d
     return run
 
 
-def _train_step(run: _Run, batch: list[list[int]], regime: str, settings: dict[str, Any],
-                sync: Callable[[], None]) -> bool:
+def _train_step(run: _Run, batch: list[list[int]], settings: RegimeSettings, sync: Callable[[], None]) -> bool:
     """One optimizer step on ``batch`` (its sums added to the epoch's); False when loss or gradients are not
     finite, in which case the weights are left as they were."""
     step_started = time.perf_counter()
@@ -405,13 +388,13 @@ def _train_step(run: _Run, batch: list[list[int]], regime: str, settings: dict[s
         p.grad = None
     compute_started = time.perf_counter()
     outputs = run.model(inputs)
-    loss, nats, sq, count = _losses(outputs, targets, regime)
+    loss, nats, sq, count = _losses(outputs, targets, settings.regime)
     loss.backward()
     sync()
     compute = time.perf_counter() - compute_started
     finite = math.isfinite(float(loss.detach())) and _finite_gradients(params)
     if finite and run.optimizer is not None:
-        nn.utils.clip_grad_norm_(params, settings["clip_norm"])
+        nn.utils.clip_grad_norm_(params, settings.clip_norm)
     if not finite:  # keep the last finite weights and stop: every later step would be NaN
         run.loop.stop_reason = "diverged"
     elif run.optimizer is None:
@@ -428,7 +411,7 @@ def _train_step(run: _Run, batch: list[list[int]], regime: str, settings: dict[s
     sums["steps"] += 1
     run.loop.step_in_epoch += 1
     run.loop.global_step += 1
-    if run.loop.global_step % int(settings["checkpoint_every"]) == 0:
+    if run.loop.global_step % settings.checkpoint_every == 0:
         run.save()
     sums["compute_seconds"] += compute
     sums["train_seconds"] += time.perf_counter() - step_started
@@ -439,18 +422,17 @@ def train_lm(
     data: TokenData,
     kind: str,
     hidden: int,
-    regime: str,
-    settings: dict[str, Any] | None,
+    settings: RegimeSettings,
     seed: int,
     checkpoint: str | Path | None,
     device: torch.device | str | None = None,
-    max_epochs: int = 100,
     stop_after_steps: int | None = None,
     step_hook: StepHook | None = None,
     desc: str | None = None,
     checkpoint_dir: str | Path | None = None,
 ) -> tuple[TokenLM, pd.DataFrame]:
-    """Train one language model on ``data.ids['train']`` (validation on ``data.ids['valid']``); see the module doc.
+    """Train one language model on ``data.ids['train']`` (validation on ``data.ids['valid']``) in the regime of
+    ``settings``, at most ``settings.max_epochs`` epochs; see the module doc.
 
     The checkpoint is the file ``checkpoint`` or, with ``checkpoint=None``, the run's own file in
     ``checkpoint_dir`` (:func:`checkpoint_path`). Resumes from it when it exists (it must come from the same run
@@ -460,20 +442,20 @@ def train_lm(
     Returns the model (on ``device``) and the learning curve; ``curve.attrs`` holds ``stop_reason``
     (converged, diverged, early_stopping, max_epochs), ``best_epoch``, ``best_valid_nll`` and ``steps``.
     """
-    settings = resolve_settings(regime, settings)
     device = torch.device(device) if device is not None else pick_device()
     if (checkpoint is None) == (checkpoint_dir is None):
         raise ValueError("give either a checkpoint file or a checkpoint folder")
     if checkpoint is None:
-        checkpoint = checkpoint_path(checkpoint_dir, data, kind, hidden, regime, settings, seed)
+        checkpoint = checkpoint_path(checkpoint_dir, data, kind, hidden, settings, seed)
     if not data.ids["train"]:
         raise TokenDataError("chorales.split: the token data has no training chorales")
-    if regime == "modern" and not data.ids["valid"]:
+    if settings.regime == "modern" and not data.ids["valid"]:
         raise TokenDataError("chorales.split: the modern regime needs validation chorales "
                              "(early stopping, learning-rate schedule)")
-    run = _start_run(data, kind, hidden, regime, settings, seed, Path(checkpoint), device, max_epochs)
+    regime, max_epochs = settings.regime, settings.max_epochs
+    run = _start_run(data, kind, hidden, settings, seed, Path(checkpoint), device)
     loop, train = run.loop, data.ids["train"]
-    batch_size = 1 if regime == "seed" else int(settings["batch_size"])
+    batch_size = settings.batch_size
     steps_per_epoch = math.ceil(len(train) / batch_size)
     bar = progress(max_epochs, desc or f"{regime} {kind} h={hidden}", unit="epochs",
                    initial=min(loop.epoch, max_epochs))
@@ -491,7 +473,7 @@ def train_lm(
         run.model.train()
         while loop.step_in_epoch < steps_per_epoch:
             index = loop.order[loop.step_in_epoch * batch_size : (loop.step_in_epoch + 1) * batch_size]
-            if not _train_step(run, [train[i] for i in index], regime, settings, sync):
+            if not _train_step(run, [train[i] for i in index], settings, sync):
                 break
             if stop_after_steps is not None and loop.global_step >= stop_after_steps:
                 run.save()
@@ -500,7 +482,7 @@ def train_lm(
             if step_hook is not None:
                 step_hook(run.model, loop.global_step)
 
-        _end_epoch(run.model, data, regime, settings, loop, run.optimizer, run.scheduler, device, max_epochs)
+        _end_epoch(run, settings)
         loop.sums["seconds"] += time.perf_counter() - epoch_started
         loop.curve[-1]["seconds"] = loop.sums["seconds"]
         if loop.best_epoch == loop.epoch:
@@ -516,25 +498,16 @@ def train_lm(
     return run.model, _curve_frame(loop.curve, asdict(loop))
 
 
-def _end_epoch(
-    model: TokenLM,
-    data: TokenData,
-    regime: str,
-    settings: dict[str, Any],
-    loop: _Loop,
-    optimizer: torch.optim.Optimizer | None,
-    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
-    device: torch.device,
-    max_epochs: int,
-) -> None:
+def _end_epoch(run: _Run, settings: RegimeSettings) -> None:
     """Validation, learning-curve row, learning-rate change and stopping rule of the epoch just finished."""
+    loop, data, optimizer, scheduler = run.loop, run.data, run.optimizer, run.scheduler
     sums = loop.sums
-    valid = evaluate_lm(model, data.ids["valid"], device) if data.ids["valid"] else None
+    valid = evaluate_lm(run.model, data.ids["valid"], run.device) if data.ids["valid"] else None
     valid_nll = valid["nll"] if valid else math.nan
     lr = loop.lr if optimizer is None else float(optimizer.param_groups[0]["lr"])
     loop.epoch += 1
     train_error = sums["squared_error"] / max(sums["sequences"], 1)
-    error_key = "squared_error" if regime == "seed" else "squared_error_softmax"
+    error_key = "squared_error" if settings.regime == "seed" else "squared_error_softmax"
     loop.curve.append({
         "epoch": loop.epoch, "train_nll": sums["nats"] / max(sums["tokens"], 1), "valid_nll": valid_nll,
         "train_squared_error": train_error,
@@ -542,19 +515,20 @@ def _end_epoch(
         "train_seconds": sums["train_seconds"], "compute_seconds": sums["compute_seconds"],
         "steps": int(sums["steps"]), "tokens": int(sums["tokens"]),
     })
-    if valid_nll < loop.best_valid - (settings.get("min_delta", 0.0) if regime == "modern" else 0.0):
+    min_delta = settings.min_delta if isinstance(settings, ModernSettings) else 0.0
+    if valid_nll < loop.best_valid - min_delta:
         loop.best_valid, loop.best_epoch, loop.bad_epochs = valid_nll, loop.epoch, 0
     else:
         loop.bad_epochs += 1
     if loop.stop_reason == "diverged":  # a step's loss or gradient was not finite
         pass
-    elif regime == "seed":
+    elif isinstance(settings, SeedSettings):
         if not math.isfinite(train_error):
             loop.stop_reason = "diverged"
         else:
             if train_error > loop.previous_error:
-                loop.lr /= settings["lr_divisor"]
-            if abs(train_error - loop.previous_error) < settings["tolerance"]:
+                loop.lr /= settings.lr_divisor
+            if abs(train_error - loop.previous_error) < settings.tolerance:
                 loop.stop_reason = "converged"
             loop.previous_error = train_error
     else:
@@ -563,7 +537,7 @@ def _end_epoch(
             loop.stop_reason = "diverged"
         else:
             scheduler.step(valid_nll)
-            if loop.bad_epochs >= settings["patience"]:
+            if loop.bad_epochs >= settings.patience:
                 loop.stop_reason = "early_stopping"
-    if loop.stop_reason is None and loop.epoch >= max_epochs:
+    if loop.stop_reason is None and loop.epoch >= settings.max_epochs:
         loop.stop_reason = "max_epochs"

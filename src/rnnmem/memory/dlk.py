@@ -38,6 +38,7 @@ from torch import Tensor
 from rnnmem.core.cells import GATES, EnsembleRecurrence
 from rnnmem.core.errors import ConfigError
 from rnnmem.memory import NonFiniteStatesError
+from rnnmem.memory.weight_scale import scale_value
 
 MODEL_CODES = {"vanilla": 1, "gru": 2}
 INPUT_SIZE = 2  # one-hot binary alphabet
@@ -49,18 +50,6 @@ CHUNK_BYTES = 8 * 2**20  # recurrent weights processed together: a quarter of th
 # vector's tail differently from its body: chunks stay below it so results do not depend on the thread count.
 ELEMENTWISE_GRAIN = 32768
 CHECK_EVERY = 32  # steps between checks for non-finite states and for retired draws
-
-
-def _scale_value(weight_scale: float | str, k: int) -> float:
-    if isinstance(weight_scale, str):
-        if weight_scale != "inv_sqrt_k":
-            raise ConfigError(f"memory.dlk.weight_scale: unknown value {weight_scale!r}; expected a number or "
-                              "'inv_sqrt_k'")
-        return 1.0 / math.sqrt(k)
-    scale = float(weight_scale)
-    if not scale > 0.0:
-        raise ConfigError(f"memory.dlk.weight_scale: must be positive, got {weight_scale!r}")
-    return scale
 
 
 def member_seeds(model: str, k: int, draws: int, seed: int) -> list[int]:
@@ -87,7 +76,7 @@ def random_cells(model: str, k: int, draws: int, seed: int, weight_scale: float 
     ``EnsembleRecurrence.reset_parameters`` and widened exactly to float64. The scale is kept as
     ``cells.weight_scale`` for error messages.
     """
-    scale = _scale_value(weight_scale, k)
+    scale = scale_value(weight_scale, k, "memory.dlk.weight_scale")
     cells = EnsembleRecurrence(model, INPUT_SIZE, k, members=draws, activation="logistic")
     cells.reset_parameters("normal", member_seeds(model, k, draws, seed))
     cells.double()

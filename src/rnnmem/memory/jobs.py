@@ -14,7 +14,6 @@ from typing import Any
 import pandas as pd
 
 from rnnmem.core.atomic import write_csv
-from rnnmem.core.errors import ConfigError
 from rnnmem.core.progress import summary
 from rnnmem.core.tables import read_table
 from rnnmem.memory import figures_capacity, figures_dlk, figures_gradients
@@ -32,20 +31,12 @@ from rnnmem.memory.capacity import (
 from rnnmem.memory.dlk import TABLE_COLUMNS as DLK_COLUMNS
 from rnnmem.memory.dlk import dlk_table
 from rnnmem.memory.gradients import by_lag, gradient_norms_by_lag, summarize_histograms
-from rnnmem.reber.ensembles import load_ensemble
+from rnnmem.memory.weight_scale import scale_text, scale_value
+from rnnmem.reber.ensembles import load_ensemble, untrained_ensemble
 from rnnmem.reber.experiments import member_strings
 from rnnmem.reber.gradient_log import HISTOGRAM_COLUMNS
 from rnnmem.reber.grammars import EMBEDDED_REBER
 from rnnmem.reber.sequences import encode
-
-
-def _weight_scale(value: float | str, k: int, key: str) -> float:
-    """A config weight scale (a number > 0, or ``inv_sqrt_k`` for 1/√k) as a number."""
-    if value == "inv_sqrt_k":
-        return k ** -0.5
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{key}: {value!r} is neither a number > 0 nor 'inv_sqrt_k'")
-    return float(value)
 
 
 def gradient_summary(histogram_paths: list[Path], table_out: Path, fig12: Path, fig13: Path, zoom_max: float) -> None:
@@ -67,9 +58,7 @@ def gradient_lag(params: dict[str, Any], models: list[Path], specs: list[Path], 
     for model_path, spec_path in zip(models, specs, strict=True):
         trained, spec = load_ensemble(model_path, spec_path)
         seeds = spec["seeds"]
-        initial = type(trained)(spec["model"], spec["input_size"], spec["hidden"], spec["output_size"],
-                                members=len(seeds), activation=spec["activation"])
-        initial.reset_parameters(spec["regime_settings"]["init"], seeds)
+        initial = untrained_ensemble(spec, seeds)
         # The first test strings of each seed (test strings are drawn after the training strings).
         tests = [member_strings(EMBEDDED_REBER, seed, params["train_strings"], params["strings"])[1]
                  for seed in seeds]
@@ -110,7 +99,7 @@ def dlk_figures(params: dict[str, Any], tables: list[Path], heatmaps: list[Path]
     frames = {model: read_table(path, DLK_COLUMNS) for model, path in zip(params["models"], tables, strict=True)}
     labels = {"vanilla": "Vanilla (logistic σ)", "gru": "GRU"}
     scale = params["weight_scale"]
-    factor = "" if scale == 1 else (", W_h × 1/√k" if scale == "inv_sqrt_k" else f", W_h × {scale:g}")
+    factor = "" if scale == 1 else f", W_h × {scale_text(scale)}"
     weights = f"N(0,1) weights{factor}"
     for (model, frame), out in zip(frames.items(), heatmaps, strict=True):
         figures_dlk.fig_dlk_heatmap(frame, labels[model], out, weights_label=weights)
@@ -127,13 +116,14 @@ def capacity(params: dict[str, Any], esn_out: Path, gru_out: Path, totals_out: P
         activation=params["esn"]["activation"], orthogonal=params["esn"]["orthogonal"],
     )
     scale = params["gru"]["weight_scale"]
-    _weight_scale(scale, 1, "memory.capacity.gru.weight_scale")  # checked before the long ESN runs
+    scale_key = "memory.capacity.gru.weight_scale"
+    scale_value(scale, 1, scale_key)  # checked before the long ESN runs
     lag_tables: dict[str, list[pd.DataFrame]] = {"esn": [], "gru": []}
     totals = []
     for k in params["k"]:
         per_reservoir = {
             "esn": esn_capacity_per_reservoir(k, settings),
-            "gru": gru_capacity_per_reservoir(k, settings, _weight_scale(scale, k, "memory.capacity.gru.weight_scale")),
+            "gru": gru_capacity_per_reservoir(k, settings, scale_value(scale, k, scale_key)),
         }
         for kind, values in per_reservoir.items():
             lag_tables[kind].append(lag_table(k, values))
@@ -154,7 +144,7 @@ def capacity_figures(params: dict[str, Any], esn: Path, gru: Path, totals: Path,
     totals_table = read_table(totals, ["reservoir", *TOTAL_COLUMNS])
     esn_label = f"ESN {params['esn']['activation']}, ρ = {params['esn']['rho']:g}"
     scale = params["gru"]["weight_scale"]
-    gru_label = "random GRU, weights N(0,1)" + (" / √k" if scale == "inv_sqrt_k" else f" × {scale:g}")
+    gru_label = f"random GRU, weights N(0,1) × {scale_text(scale)}"
     figures_capacity.fig_mc_heatmap(esn_table, f"Memory capacity MC(l,k) of {esn_label}", fig16)
     figures_capacity.fig_mc_heatmap(gru_table, f"Memory capacity MC(l,k) of a {gru_label}", mc_gru)
     figures_capacity.fig_mc_total({

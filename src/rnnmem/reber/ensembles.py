@@ -27,6 +27,16 @@ def save_ensemble(model: SequencePredictor, spec: dict[str, Any], weights_path: 
     write_json(spec_path, spec)
 
 
+def untrained_ensemble(spec: dict[str, Any], seeds: list[int]) -> SequencePredictor:
+    """An ensemble of the architecture ``spec`` describes, one member per seed, initialised as its regime
+    initialises (``regime_settings.init``): the untrained twin of a trained ensemble (same seeds) or random
+    networks to compare it with (other seeds)."""
+    model = SequencePredictor(spec["model"], spec["input_size"], spec["hidden"], spec["output_size"],
+                              members=len(seeds), activation=spec.get("activation", "logistic"))
+    model.reset_parameters(spec["regime_settings"]["init"], list(seeds))
+    return model
+
+
 def load_ensemble(weights_path: Path, spec_path: Path) -> tuple[SequencePredictor, dict[str, Any]]:
     """Rebuild the ensemble that :func:`save_ensemble` wrote; errors name the file at fault."""
     for path in (weights_path, spec_path):

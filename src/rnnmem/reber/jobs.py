@@ -18,7 +18,7 @@ from rnnmem.core.progress import summary
 from rnnmem.core.runtime import pick_device
 from rnnmem.core.tables import read_table
 from rnnmem.reber import figures
-from rnnmem.reber.ensembles import load_ensemble, save_ensemble
+from rnnmem.reber.ensembles import load_ensemble, save_ensemble, untrained_ensemble
 from rnnmem.reber.experiment_spec import Experiment
 from rnnmem.reber.experiments import member_strings, run_experiment, summarize
 from rnnmem.reber.gradient_log import GradientRecorder
@@ -119,11 +119,9 @@ def indistinguishable(params: dict[str, Any], models: list[Path], specs: list[Pa
     rows = []
     for model_path, spec_path in zip(models, specs, strict=True):
         model, spec = load_ensemble(model_path, spec_path)
-        random_net = type(model)(spec["model"], spec["input_size"], spec["hidden"], spec["output_size"],
-                                 members=params["random_draws"], activation=spec["activation"])
-        random_net.reset_parameters(spec["regime_settings"]["init"], list(range(params["random_draws"])))
-        for weights, net, seeds in (("trained", model, spec["seeds"]),
-                                    ("random", random_net, list(range(params["random_draws"])))):
+        random_seeds = list(range(params["random_draws"]))
+        random_net = untrained_ensemble(spec, random_seeds)
+        for weights, net, seeds in (("trained", model, spec["seeds"]), ("random", random_net, random_seeds)):
             diffs = final_state_differences(net, PROBE_PAIR)
             for m, seed in enumerate(seeds):
                 rows.append({

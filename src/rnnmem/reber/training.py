@@ -11,15 +11,18 @@ stopping time. A member that has stopped keeps its weights (its update is masked
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from rnnmem.core.cells import SequencePredictor
+from rnnmem.core.errors import ConfigError
 from rnnmem.core.progress import progress
 from rnnmem.reber.sequences import PAD, EncodedStrings
 
@@ -28,34 +31,44 @@ REGIMES = ("seed", "modern")
 
 @dataclass(frozen=True)
 class SeedRegime:
-    lr: float = 0.01
-    lr_divisor: float = 1.5
-    tolerance: float = 1e-5
-    max_epochs: int = 1000
-    init: str = "normal"
-    batch_size: int = 1
-    name: str = "seed"
+    """The report's annex A.3 loop (config ``reber.regimes.seed``): squared error, one SGD step per string."""
+
+    name: ClassVar[str] = "seed"
+    batch_size: ClassVar[int] = 1
+    lr: float
+    lr_divisor: float  # the rate is divided by it when the epoch's mean error rises
+    tolerance: float  # stop when the epoch's mean error changes by less
+    max_epochs: int
+    init: str  # normal: N(0, 1) weights, as the report's annexes
 
 
 @dataclass(frozen=True)
 class ModernRegime:
-    lr: float = 0.01
-    batch_size: int = 16
-    clip_norm: float = 1.0
-    init: str = "uniform"
-    name: str = "modern"
+    """Cross-entropy, Adam, minibatches, per-network gradient-norm clipping (config ``reber.regimes.modern``)."""
+
+    name: ClassVar[str] = "modern"
+    lr: float
+    batch_size: int
+    clip_norm: float
+    init: str  # uniform: U(±1/√H)
 
 
 Regime = SeedRegime | ModernRegime
 
 
 def make_regime(name: str, settings: dict) -> Regime:
-    """Build a regime from its config block (keys as the dataclass fields)."""
-    if name == "seed":
-        return SeedRegime(**settings)
-    if name == "modern":
-        return ModernRegime(**settings)
-    raise ValueError(f"unknown regime {name!r}; expected one of {REGIMES}")
+    """A regime from its config block (keys as the dataclass fields, all of them); a missing or unknown key is a
+    ConfigError naming ``reber.regimes.<name>`` and the key."""
+    classes = {"seed": SeedRegime, "modern": ModernRegime}
+    if name not in classes:
+        raise ConfigError(f"reber.regimes: unknown regime {name!r}; expected one of {REGIMES}")
+    fields = {f.name for f in dataclasses.fields(classes[name])}
+    unknown, missing = sorted(set(settings) - fields), sorted(fields - set(settings))
+    if unknown or missing:
+        raise ConfigError(f"reber.regimes.{name}: " + "; ".join(
+            part for part in (f"unknown key(s) {unknown}" if unknown else "",
+                              f"missing key(s) {missing}" if missing else "") if part))
+    return classes[name](**settings)
 
 
 def squared_error(outputs: Tensor, targets: Tensor) -> Tensor:

@@ -1,0 +1,100 @@
+"""The chorale models' training settings, typed once (torch-free).
+
+A regime block of the config (``lm.regimes.seed``, ``lm.regimes.modern``) becomes one frozen dataclass when a job
+starts (:func:`regime_settings`); everything below the job reads its fields. There are no defaults here: every
+knob is a config key (``config.yaml`` lists them all with a comment; the schema fills the optional ones of older
+configs with the same values), so the config is the one place a value is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rnnmem.core.errors import ConfigError
+
+REGIMES = ("seed", "modern")
+# Keys that decide when training stops or how often it saves, not what a given step computes: no part of a run's
+# identity (see rnnmem.lm.train), so that a finished run asked for more epochs goes on from its checkpoint.
+NOT_IDENTITY = ("max_epochs", "checkpoint_every")
+
+
+@dataclass(frozen=True)
+class SeedSettings:
+    """The report's annex A.3 loop: one-hot input, squared error, plain SGD, one chorale per step."""
+
+    regime: ClassVar[str] = "seed"
+    lr: float
+    lr_divisor: float  # the rate is divided by it when the epoch's mean error rises
+    tolerance: float  # stop when the epoch's mean error changes by less
+    max_epochs: int
+    checkpoint_every: int  # optimizer steps between checkpoints
+    activation: str  # of the Vanilla cell: logistic (the report's σ) or tanh
+    init: str  # normal: every weight N(0, 1), as the report's annexes
+
+    @property
+    def embedding(self) -> None:
+        """No embedding: the seed regime reads one-hot tokens."""
+        return None
+
+    @property
+    def batch_size(self) -> int:
+        return 1
+
+
+@dataclass(frozen=True)
+class ModernSettings:
+    """Embedding, cross-entropy, Adam, dropout, clipping, minibatches, ReduceLROnPlateau, early stopping."""
+
+    regime: ClassVar[str] = "modern"
+    embedding: int
+    dropout: float
+    lr: float
+    batch_size: int
+    clip_norm: float
+    patience: int  # epochs without a better validation NLL before stopping
+    lr_patience: int  # epochs without one before the rate is multiplied by lr_factor
+    lr_factor: float
+    min_delta: float  # an improvement of the validation NLL smaller than this does not count
+    weight_decay: float  # Adam's L2 penalty
+    max_epochs: int
+    checkpoint_every: int
+    activation: str
+    init: str  # uniform: U(±1/√H), PyTorch's recurrent default
+
+
+RegimeSettings = SeedSettings | ModernSettings
+_CLASSES: dict[str, type[SeedSettings] | type[ModernSettings]] = {"seed": SeedSettings, "modern": ModernSettings}
+
+
+def regime_settings(regime: str, block: Mapping[str, Any], where: str | None = None) -> RegimeSettings:
+    """The settings of ``regime`` from its config block; a missing, unknown or mistyped key is a ConfigError
+    naming ``where`` (``lm.regimes.<regime>`` by default) and the key."""
+    where = where or f"lm.regimes.{regime}"
+    if regime not in _CLASSES:
+        raise ConfigError(f"{where}: unknown regime {regime!r}; expected one of {REGIMES}")
+    cls = _CLASSES[regime]
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    unknown, missing = sorted(set(block) - set(fields)), sorted(set(fields) - set(block))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {missing}")
+    values = {}
+    for name, kind in fields.items():
+        value = block[name]
+        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{where}.{name}: {value!r} is not an integer")
+        if kind == "float" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f"{where}.{name}: {value!r} is not a number")
+        if kind == "str" and not isinstance(value, str):
+            raise ConfigError(f"{where}.{name}: {value!r} is not a string")
+        values[name] = float(value) if kind == "float" else value
+    return cls(**values)
+
+
+def identity_settings(settings: RegimeSettings) -> dict[str, Any]:
+    """The settings a run's result depends on (see :data:`NOT_IDENTITY`), as a plain dict."""
+    return {k: v for k, v in dataclasses.asdict(settings).items() if k not in NOT_IDENTITY}
