@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or debug_requested()
     command = BY_NAME[args.command]
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(max(1, args.threads)))  # the compiled kernels' threads
     if command.torch:
         from rnnmem.core.runtime import configure_torch  # loads torch: after the arguments are known to be usable
 

@@ -112,3 +112,101 @@ def test_engrave_png_reports_lilypond_errors(tmp_path: Path, monkeypatch: pytest
         engrave.engrave_png(two_bars(), tmp_path / "bad.png", "x", timeout=60)
     assert "nonsense" in str(info.value)
     assert not (tmp_path / "bad.png").exists()
+
+
+def three_melodies(tmp_path: Path, folder: str) -> list[tuple[Chorale, Path, str]]:
+    return [(two_bars(number=1), tmp_path / folder / "a.png", "1. Aus meines Herzens Grunde"),
+            (barless(40), tmp_path / folder / "b.png", "forty quarters"),
+            (two_bars(number=3, key_tonic="d", mode="minor"), tmp_path / folder / "c.png", "three")]
+
+
+def count_lilypond_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Record the command of every subprocess engrave starts (still run)."""
+    commands: list[list[str]] = []
+    run = engrave.subprocess.run
+
+    def recording(command, **kwargs):
+        commands.append(list(command))
+        return run(command, **kwargs)
+
+    monkeypatch.setattr(engrave.subprocess, "run", recording)
+    return commands
+
+
+@needs_lilypond
+def test_engrave_pngs_is_one_run_with_the_bytes_of_engrave_png(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    items = three_melodies(tmp_path, "batch")
+    commands = count_lilypond_runs(monkeypatch)
+    assert engrave.engrave_pngs(items, timeout=60) == {out: None for _, out, _ in items}
+    assert len(commands) == 1 and sum(arg.endswith(".ly") for arg in commands[0]) == 3
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["a.png", "b.png", "c.png"]  # no temporaries
+    for chorale, out, title in three_melodies(tmp_path, "alone"):
+        engrave.engrave_png(chorale, out, title, timeout=60)
+        assert out.read_bytes() == (tmp_path / "batch" / out.name).read_bytes(), out.name
+
+
+@needs_lilypond
+def test_engrave_pngs_flags_the_one_lilypond_rejects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = engrave.lilypond_source
+    monkeypatch.setattr(engrave, "lilypond_source", lambda chorale, title: (
+        "\\version \"2.24.0\"\n{ c'4 \\nonsense }\n" if chorale.number == 7 else source(chorale, title)))
+    items = three_melodies(tmp_path, "batch")  # the second is chorale 7
+    commands = count_lilypond_runs(monkeypatch)
+    problems = engrave.engrave_pngs(items, timeout=60)
+    assert problems[items[0][1]] is None and problems[items[2][1]] is None
+    assert problems[items[1][1]] == "chorale 7: LilyPond failed (exit status 1)"
+    assert len(commands) == 1 + 3  # the batch failed: each alone, so the good ones still get their PNG
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["a.png", "c.png"]
+    for chorale, out, title in three_melodies(tmp_path, "alone")[::2]:
+        engrave.engrave_png(chorale, out, title, timeout=60)
+        assert out.read_bytes() == (tmp_path / "batch" / out.name).read_bytes(), out.name
+
+
+@needs_lilypond
+def test_engrave_pngs_falls_back_when_the_batch_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = engrave.subprocess.run
+    timeouts: list[float] = []
+
+    def slow_batch(command, **kwargs):
+        if sum(arg.endswith(".ly") for arg in command) > 1:
+            timeouts.append(kwargs["timeout"])
+            raise engrave.subprocess.TimeoutExpired(command, kwargs["timeout"], stderr=b"slow")
+        return run(command, **kwargs)
+
+    monkeypatch.setattr(engrave.subprocess, "run", slow_batch)
+    items = three_melodies(tmp_path, "batch")
+    assert engrave.engrave_pngs(items, timeout=40) == {out: None for _, out, _ in items}
+    assert timeouts == [120]  # the batch gets the time of all its items
+    assert all(out.is_file() for _, out, _ in items)
+
+
+def test_engrave_pngs_refuses_scheme_before_looking_up_lilypond(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "scheme-ran"
+    scheme = f'#(system "touch {marker}")'
+    bad = two_bars(number=9, events=[Event("note", scheme, Fraction(1, 4))])
+
+    def no_lilypond() -> Path:
+        raise AssertionError("LilyPond looked up for a chorale that must be refused")
+
+    monkeypatch.setattr(engrave, "lilypond_executable", no_lilypond)
+    problems = engrave.engrave_pngs([(bad, tmp_path / "bad.png", "x"), (bad, tmp_path / "worse.png", "y")], 60)
+    assert problems == {tmp_path / "bad.png": f"chorale 9: pitch {scheme!r} is not a plain LilyPond name; not "
+                                              "engraved", tmp_path / "worse.png": problems[tmp_path / "bad.png"]}
+    assert not marker.exists() and list(tmp_path.iterdir()) == []
+
+
+@needs_lilypond
+def test_engrave_pngs_engraves_the_safe_ones_beside_a_refused_one(tmp_path: Path) -> None:
+    marker = tmp_path / "scheme-ran"
+    bad = two_bars(number=9, events=[Event("note", f'#(system "touch {marker}")', Fraction(1, 4))])
+    items = three_melodies(tmp_path, "batch")
+    problems = engrave.engrave_pngs([*items[:2], (bad, tmp_path / "batch" / "bad.png", "x"), items[2]], timeout=60)
+    assert [problems[out] is None for _, out, _ in items] == [True] * 3
+    assert "not a plain LilyPond name" in problems[tmp_path / "batch" / "bad.png"]
+    assert not marker.exists() and not (tmp_path / "batch" / "bad.png").exists()
+
+
+def test_engrave_pngs_of_nothing() -> None:
+    assert engrave.engrave_pngs([], timeout=60) == {}

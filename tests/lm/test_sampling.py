@@ -13,7 +13,15 @@ from conftest import lilypond_missing
 
 from rnnmem.chorales.dataset import BEGIN, END, UNK
 from rnnmem.chorales.events import Chorale, Event, figure20_text, figure20_tokens
-from rnnmem.lm.render import check_bars, infer_signature, parse_duration, tokens_to_chorale, write_sample
+from rnnmem.lm.render import (
+    check_bars,
+    engrave_samples,
+    infer_signature,
+    parse_duration,
+    tokens_to_chorale,
+    write_sample,
+    write_sample_files,
+)
 from rnnmem.lm.sampling import (
     NextLogits,
     distribution_next_logits,
@@ -281,3 +289,41 @@ def test_write_sample_of_a_long_odd_bar(tmp_path: Path) -> None:
     measures = converter.parse(tmp_path / "long.musicxml").parts[0].getElementsByClass("Measure")
     assert [len(m.notes) for m in measures] == [4, 250, 1]
     assert float(measures[1].duration.quarterLength) == 1155 / 4
+
+
+def test_engrave_samples_gives_what_write_sample_gives_one_by_one(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text, MusicXML, MIDI and PNG bytes and the entries (problems included) are those of write_sample, also for
+    an empty melody and for one LilyPond rejects (sample 1 here: flagged, the others still engraved)."""
+    missing = lilypond_missing()
+    if missing is not None:
+        pytest.skip(f"LilyPond unavailable ({missing})")
+    from rnnmem.chorales import engrave
+
+    source = engrave.lilypond_source
+    monkeypatch.setattr(engrave, "lilypond_source", lambda chorale, title: (
+        "\\version \"2.24.0\"\n{ c'4 \\nonsense }\n" if chorale.number == 1 else source(chorale, title)))
+    odd, short = "c'4 | c'4 d'4 e'4 f'4 | g'4 g'4 a'4 b'4 c''4 | c''4 b'4 a'4 g'4 | c'2.", "e'4 d'4 c'2 |"
+    token_lists = [[BEGIN, *figure20_tokens(hand_chorale()), END], odd.split(), [END], short.split()]
+    alone = [write_sample(tokens, tmp_path / "alone" / f"s{i}", f"Sample {i}", number=i, engrave_timeout=60)
+             for i, tokens in enumerate(token_lists)]
+    batch = engrave_samples([write_sample_files(tokens, tmp_path / "batch" / f"s{i}", f"Sample {i}", number=i)
+                             for i, tokens in enumerate(token_lists)], timeout=60)
+    assert [str(info) for info in batch] == [str(info) for info in alone]  # str: bars_ok may be NaN
+    assert [info["png"] is not None for info in batch] == [True, False, True, True]
+    assert batch[1]["problems"] == "bar 2: 5/4 in 4/4; not engraved: chorale 1: LilyPond failed (exit status 1)"
+    assert batch[2]["problems"] == "no notes, rests or bars"
+    names = sorted(p.name for p in (tmp_path / "alone").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "batch").iterdir()) and "s1.png" not in names
+    for name in names:
+        assert (tmp_path / "batch" / name).read_bytes() == (tmp_path / "alone" / name).read_bytes(), name
+
+
+def test_write_sample_files_then_no_png(tmp_path: Path) -> None:
+    text = "c'4 d'4 | e'2"
+    sample = write_sample_files(text.split(), tmp_path / "x", "X", number=3)
+    chorale, png, title = sample.engraving
+    assert png == tmp_path / "x.png" and title == "X" and chorale.number == 3 and not png.exists()
+    alone = write_sample(text.split(), tmp_path / "y", "X", number=3, png=False)
+    assert sample.unengraved() == alone | {"stem": "x", "txt": "x.txt", "musicxml": "x.musicxml", "midi": "x.mid"}
+    assert engrave_samples([]) == []

@@ -308,3 +308,23 @@ def test_stopped_member_keeps_its_weights(regime) -> None:
     assert result.stop_reason == ["solved", "cap"]
     assert result.strings_presented.tolist() == [check_every, max_strings]
     assert [h["solved"] for h in result.history] == [1] * len(snapshots)
+
+
+@pytest.mark.parametrize("regime", REGIMES, ids=REGIME_IDS)
+@pytest.mark.parametrize(("kind", "hidden", "activation"), [("vanilla", 6, "logistic"), ("vanilla", 6, "tanh"),
+                                                            ("gru", 4, "logistic"), ("lstm", 3, "logistic")])
+def test_compiled_training_run_follows_the_autograd_run(regime, kind, hidden, activation) -> None:
+    """A whole training run by the compiled kernels ends where the autograd run ends: same presentations, stops
+    and checks, weights equal up to float32 rounding (the two sum in different orders, and torch's tanh and
+    libm's differ by an ulp, which 1 − h² of a saturated unit magnifies to ~1e-4 after a few steps; a wrong
+    gradient term moves weights by 1e-2 and more)."""
+    experiment = Experiment("tiny", "embedded_reber", kind, hidden, activation)
+    runs = {compiled: run_experiment(experiment, regime, [0, 1, 2], 16, 16, 96, 32, torch.device("cpu"),
+                                     compiled=compiled) for compiled in (False, True)}
+    (reference, table_ref, result_ref), (fast, table_fast, result_fast) = runs[False], runs[True]
+    for (name, expected), (_, actual) in zip(reference.named_parameters(), fast.named_parameters(), strict=True):
+        torch.testing.assert_close(actual, expected, rtol=1e-3, atol=1e-3, msg=name)
+    columns = ["solved", "strings_to_success", "strings_presented", "stop_reason", "epochs"]
+    assert table_fast[columns].equals(table_ref[columns])
+    np.testing.assert_allclose(table_fast["legal_acc_test"], table_ref["legal_acc_test"], atol=1e-6)
+    assert result_fast.steps == result_ref.steps

@@ -20,6 +20,7 @@ import yaml
 
 from rnnmem.bench import memory as bench_memory
 from rnnmem.bench.lm import bench_lm
+from rnnmem.bench.rebuild import rebuild_table
 from rnnmem.core.atomic import write_csv, write_text
 from rnnmem.core.cells import SequencePredictor, fused_recurrence
 from rnnmem.core.progress import summary
@@ -125,6 +126,7 @@ def run_bench(out_dir: Path, repeats: int = 20, config: Path = Path("config.yaml
     run_lm_bench(out_dir, machine, settings["lm"]["regimes"])
     torch.set_num_threads(2)
     run_memory_bench(out_dir, machine.replace("1 torch thread(s)", "2 torch threads"))
+    run_rebuild_bench(out_dir)
     summary(f"{len(table)} Reber training timings, the chorale-model and memory benches, in {out_dir}")
     return table
 
@@ -140,6 +142,20 @@ def run_lm_bench(out_dir: Path, machine: str, regimes: dict, source: Path = Path
     print(markdown)
     write_csv(out_dir / "chorale_training.csv", table)
     write_text(out_dir / "chorale_training.md", markdown)
+
+
+def run_rebuild_bench(out_dir: Path, workdir: Path = Path(".")) -> None:
+    """Job time per rule of the last ``make run`` against issue 12's starting point (skipped, and said, when no
+    run left its benchmarks here)."""
+    if not (workdir / "benchmarks").is_dir():
+        print(f"rebuild table skipped: {workdir / 'benchmarks'} does not exist (run make run first)")
+        return
+    table = rebuild_table(workdir)
+    markdown = ("Job seconds per rule of the last `make run` (Snakemake's benchmarks/) against issue 12's "
+                "measurement before the compiled kernels\n\n" + table.to_markdown(index=False, floatfmt=".0f") + "\n")
+    print(markdown)
+    write_csv(out_dir / "rebuild.csv", table)
+    write_text(out_dir / "rebuild.md", markdown)
 
 
 def run_memory_bench(out_dir: Path, machine: str) -> None:

@@ -152,21 +152,26 @@ def lm_samples(params: dict[str, Any], vocab: Path, model_path: Path, out_dir: P
     be the vocabulary the model was trained with."""
     model, _ = load_trained(model_path, device=pick_device(), vocab_path=vocab)
     vocabulary = load_vocab(vocab)
-    from rnnmem.lm.render import write_sample  # music21
+    from rnnmem.lm.render import engrave_samples, write_sample_files  # music21
 
     next_logits = stateful_next_logits(model)
-    rows = []
+    written = []
     for temperature in params["temperatures"]:
         samples = sample_sequences(next_logits, vocabulary, temperature, params["count"], params["max_tokens"],
                                    params["seed"], vocab_name=str(vocab), model_name=str(model_path))
         for index, tokens in enumerate(samples):
             stem = out_dir / f"T{temperature:g}_{index:02d}"
             title = f"{params['label']}, T = {temperature:g}, sample {index}"
-            info = write_sample(tokens, stem, title, number=index, png=params["engrave"],
-                                engrave_timeout=params["engrave_timeout"])
-            rows.append({"model": params["name"], "temperature": temperature, "index": index,
-                         "tokens": " ".join(tokens), "engraved": info["png"] is not None,
-                         **{k: info[k] for k in ("ended", "notes", "bars", "bars_ok", "time_signature", "problems")}})
+            written.append((temperature, index, tokens, write_sample_files(tokens, stem, title, number=index)))
+    files = [sample for _, _, _, sample in written]
+    # all PNGs with one LilyPond process: a start costs about a second, a sample far less
+    infos = engrave_samples(files, params["engrave_timeout"]) if params["engrave"] else [
+        sample.unengraved() for sample in files]
+    rows = []
+    for (temperature, index, tokens, _), info in zip(written, infos, strict=True):
+        rows.append({"model": params["name"], "temperature": temperature, "index": index,
+                     "tokens": " ".join(tokens), "engraved": info["png"] is not None,
+                     **{k: info[k] for k in ("ended", "notes", "bars", "bars_ok", "time_signature", "problems")}})
     write_csv(listing, pd.DataFrame(rows))
     engraved = sum(row["engraved"] for row in rows)
     ended = sum(bool(row["ended"]) for row in rows)

@@ -20,7 +20,8 @@ the messages count from 1 in the token list without the ``<s>``/``</s>`` markers
 :func:`write_sample` writes ``<stem>.txt`` (the tokens as generated, one line), ``<stem>.musicxml`` and
 ``<stem>.mid`` (one music21 part with explicit measures: the pickup padded, an irregular bar given its own time
 signature for that bar only, so no note is split or lengthened) and ``<stem>.png`` (LilyPond, through
-:func:`rnnmem.chorales.engrave.engrave_png`), each atomically.
+:func:`rnnmem.chorales.engrave.engrave_pngs`), each atomically. For many samples, :func:`write_sample_files` writes
+the first three and keeps the parsed chorale, and :func:`engrave_samples` engraves them all with one LilyPond start.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from typing import Any
 from rnnmem.chorales.dataset import BEGIN, END, UNK
 from rnnmem.chorales.events import (
     Chorale,
-    ChoraleError,
     Event,
     lily_to_music21,
     measure_length,
@@ -301,6 +301,26 @@ def _write_midi(score, out: Path) -> None:
         score.write("midi", fp=tmp)
 
 
+@dataclass(frozen=True)
+class SampleFiles:
+    """One sample's text, MusicXML and MIDI, written; its PNG still to engrave (:func:`engrave_samples`), so a job
+    can engrave all its samples with one LilyPond process."""
+
+    info: dict[str, Any]  # as write_sample returns it, without the PNG and the engraving problem
+    problems: list[str]
+    engraving: tuple[Chorale, Path, str]  # (chorale, PNG path, title), as engrave_pngs takes it
+
+    def unengraved(self) -> dict[str, Any]:
+        """The sample's entry when no PNG was asked for."""
+        return {**self.info, "png": None, "problems": "; ".join(self.problems)}
+
+    def engraved(self, problem: str | None) -> dict[str, Any]:
+        """The sample's entry after engraving: the PNG name, or None and why among the problems."""
+        if problem is not None:
+            return {**self.info, "png": None, "problems": "; ".join([*self.problems, f"not engraved: {problem}"])}
+        return {**self.info, "png": self.engraving[1].name, "problems": "; ".join(self.problems)}
+
+
 def write_sample(tokens: list[str], out_stem: Path, title: str, *, number: int = 0, png: bool = True,
                  key_tonic: str = "c", mode: str = "major", time_signature: str | None = None,
                  engrave_timeout: float = 120.0) -> dict[str, Any]:
@@ -311,9 +331,17 @@ def write_sample(tokens: list[str], out_stem: Path, title: str, *, number: int =
     bars that fit, see :func:`check_bars`; NaN without bars), ``time_signature`` and ``problems`` ("; "-joined).
     A melody LilyPond cannot engrave within ``engrave_timeout`` seconds (or at all) gets no PNG (``png`` None)
     and the reason among its ``problems``: listed, not raised, so one unreadable sample does not stop a batch.
+    Many samples: :func:`write_sample_files` for each, then one :func:`engrave_samples` (one LilyPond start).
     """
-    from rnnmem.chorales.engrave import engrave_png
+    files = write_sample_files(tokens, out_stem, title, number=number, key_tonic=key_tonic, mode=mode,
+                               time_signature=time_signature)
+    return engrave_samples([files], engrave_timeout)[0] if png else files.unengraved()
 
+
+def write_sample_files(tokens: list[str], out_stem: Path, title: str, *, number: int = 0, key_tonic: str = "c",
+                       mode: str = "major", time_signature: str | None = None) -> SampleFiles:
+    """Write ``<stem>.txt``, ``<stem>.musicxml`` and ``<stem>.mid`` (see :func:`write_sample`) and parse the
+    tokens once, keeping the chorale to engrave."""
     out_stem = Path(out_stem)
     chorale, problems = tokens_to_chorale(tokens, number, title, key_tonic=key_tonic, mode=mode,
                                           time_signature=time_signature)
@@ -326,25 +354,30 @@ def write_sample(tokens: list[str], out_stem: Path, title: str, *, number: int =
     _write_midi(score, paths["midi"])
     if not chorale.events:
         problems.append("no notes, rests or bars")
-    if png:
-        # LilyPond makes no image of an empty score: an empty melody is engraved as one bar of rest
-        shown = chorale if chorale.events else replace(
-            chorale, events=[Event("rest", None, signature_length(chorale.time_signatures[0]))])
-        try:
-            engrave_png(shown, paths["png"], title, timeout=engrave_timeout)
-        except ChoraleError as error:
-            png = False
-            problems.append(f"not engraved: {str(error).splitlines()[0][:200]}")
+    # LilyPond makes no image of an empty score: an empty melody is engraved as one bar of rest
+    shown = chorale if chorale.events else replace(
+        chorale, events=[Event("rest", None, signature_length(chorale.time_signatures[0]))])
     checks = check_bars(chorale.events, chorale.time_signatures)
-    return {
+    info = {
         "stem": out_stem.name,
         "txt": paths["txt"].name, "musicxml": paths["musicxml"].name, "midi": paths["midi"].name,
-        "png": paths["png"].name if png else None,
+        "png": None,
         "tokens": len(words),
         "ended": bool(tokens) and tokens[-1] == END,
         "notes": len(chorale.notes),
         "bars": len(checks),
         "bars_ok": sum(c.ok for c in checks) / len(checks) if checks else float("nan"),
         "time_signature": chorale.time_signatures[0],
-        "problems": "; ".join(problems),
+        "problems": "",
     }
+    return SampleFiles(info, problems, (shown, paths["png"], title))
+
+
+def engrave_samples(samples: list[SampleFiles], timeout: float = 120.0) -> list[dict[str, Any]]:
+    """Engrave the PNGs of ``samples`` with one LilyPond process (see
+    :func:`rnnmem.chorales.engrave.engrave_pngs`: ``timeout`` seconds per sample; a sample it cannot engrave is
+    flagged, not raised) and return each one's :func:`write_sample` entry, in order."""
+    from rnnmem.chorales.engrave import engrave_pngs
+
+    problems = engrave_pngs([sample.engraving for sample in samples], timeout=timeout) if samples else {}
+    return [sample.engraved(problems[sample.engraving[1]]) for sample in samples]

@@ -16,7 +16,7 @@ from rnnmem.core.cells import SequencePredictor
 from rnnmem.reber.experiment_spec import Experiment
 from rnnmem.reber.grammars import GRAMMARS, Grammar, sample_disjoint_sets
 from rnnmem.reber.sequences import EncodedStrings, encode, top_m_correct
-from rnnmem.reber.training import Regime, StepHook, TrainResult, train
+from rnnmem.reber.training import Regime, StepHook, TrainResult, compiled_available, train
 
 SUCCESS_COLUMNS = [
     "grammar", "model", "hidden", "params", "regime", "seed", "solved", "strings_to_success",
@@ -56,6 +56,30 @@ def evaluate(model: SequencePredictor, data: EncodedStrings, embedded: bool) -> 
     return result
 
 
+class CompiledCheck:
+    """The success check (every string of each data set correct at every step) by the compiled kernel: one pass
+    over all strings and members without building the outputs tensor; same answer as :func:`evaluate`."""
+
+    def __init__(self, model: SequencePredictor, datasets: list[EncodedStrings]) -> None:
+        from rnnmem.core import compiled
+
+        self.kernel = compiled.all_correct
+        recurrence = model.recurrence
+        self.codes = (compiled.KIND_CODES[recurrence.kind], compiled.ACTIVATION_CODES[recurrence.activation])
+        self.arrays = [(d.input_symbols(), d.legal.cpu().numpy(), d.lengths.cpu().numpy().astype(np.int64))
+                       for d in datasets]
+
+    def __call__(self, net: SequencePredictor) -> torch.Tensor:
+        weights = [p.detach().numpy() for p in (net.recurrence.weight_ih, net.recurrence.weight_hh,
+                                                net.recurrence.bias, net.readout.weight, net.readout.bias)]
+        solved = np.ones(net.members, dtype=bool)
+        for symbols, legal, lengths in self.arrays:
+            out = np.zeros(net.members, dtype=bool)
+            self.kernel(*self.codes, *weights, symbols, legal, lengths, out)
+            solved &= out
+        return torch.from_numpy(solved)
+
+
 def run_experiment(
     experiment: Experiment,
     regime: Regime,
@@ -66,8 +90,10 @@ def run_experiment(
     check_every: int,
     device: torch.device,
     step_hook: StepHook | None = None,
+    compiled: bool | None = None,
 ) -> tuple[SequencePredictor, pd.DataFrame, TrainResult]:
-    """Train one ensemble (a member per seed) and tabulate each member's outcome."""
+    """Train one ensemble (a member per seed) and tabulate each member's outcome; ``compiled`` as in
+    :func:`rnnmem.reber.training.train` (None: the compiled kernels on the CPU)."""
     grammar = GRAMMARS[experiment.grammar]
     sets = [member_strings(grammar, seed, n_train, n_test) for seed in seeds]
     train_data = encode(grammar, [train_strings for train_strings, _ in sets]).to(device)
@@ -85,9 +111,12 @@ def run_experiment(
         on_test = evaluate(net, test_data, embedded)["all_correct"]
         return torch.as_tensor(on_train & on_test, device=device)
 
+    if compiled is None:
+        compiled = compiled_available(model, device)
     result = train(
-        model, train_data, regime, seeds, max_strings, check_every, solved,
-        desc=f"{experiment.name}/{regime.name}", step_hook=step_hook,
+        model, train_data, regime, seeds, max_strings, check_every,
+        CompiledCheck(model, [train_data, test_data]) if compiled else solved,
+        desc=f"{experiment.name}/{regime.name}", step_hook=step_hook, compiled=compiled,
     )
     final_train = evaluate(model, train_data, embedded)
     final_test = evaluate(model, test_data, embedded)

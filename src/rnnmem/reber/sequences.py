@@ -42,6 +42,11 @@ class EncodedStrings:
             self.lengths[rows, index],
         )
 
+    def input_symbols(self) -> np.ndarray:
+        """(M, N, T) int64 on the CPU: the input symbol of every step (the hot index of ``x``), PAD where none."""
+        x = self.x.cpu().numpy()
+        return np.where(x.any(-1), x.argmax(-1), PAD).astype(np.int64)
+
     def to(self, device: torch.device) -> EncodedStrings:
         return EncodedStrings(*(t.to(device) for t in (self.x, self.targets, self.legal, self.lengths)))
 

@@ -125,6 +125,63 @@ StepHook = Callable[[SequencePredictor, int, Tensor], None]
 members still training (the others' gradients are computed but not applied)."""
 
 
+class _AutogradSteps:
+    """Forward, loss and backward of one batch by torch autograd (any device): the reference implementation."""
+
+    def __init__(self, model: SequencePredictor, data: EncodedStrings, loss_fn: Callable[[Tensor, Tensor], Tensor]):
+        self.model, self.data, self.loss_fn = model, data, loss_fn
+
+    def __call__(self, index: np.ndarray, active: Tensor) -> Tensor:
+        batch = self.data.select(torch.as_tensor(index, device=self.data.x.device))
+        self.model.zero_grad(set_to_none=False)
+        outputs, _ = self.model(batch.x)
+        losses = self.loss_fn(outputs, batch.targets)
+        losses.sum().backward()
+        return losses.detach()
+
+
+class _CompiledSteps:
+    """The same computation by the compiled kernels of :mod:`rnnmem.core.compiled` (CPU), on the model's own
+    storage: the kernels read the weights and write ``p.grad`` in place, so hooks and optimizers see torch
+    tensors as before. Stopped members are skipped (loss and gradient 0: the loop applies neither)."""
+
+    def __init__(self, model: SequencePredictor, data: EncodedStrings, loss_name: str) -> None:
+        from rnnmem.core import compiled
+
+        recurrence = model.recurrence
+        self.kernel = compiled.loss_and_grads
+        self.codes = (compiled.KIND_CODES[recurrence.kind], compiled.ACTIVATION_CODES[recurrence.activation],
+                      compiled.LOSS_CODES[loss_name])
+        params = [recurrence.weight_ih, recurrence.weight_hh, recurrence.bias, model.readout.weight,
+                  model.readout.bias]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        self.weights = [p.detach().numpy() for p in params]
+        self.grads = [p.grad.numpy() for p in params]
+        self.symbols = data.input_symbols()
+        self.targets = data.targets.cpu().numpy().astype(np.int64)
+        self.rows = np.arange(len(self.symbols))[:, None]
+        self.losses = np.zeros(len(self.symbols), dtype=self.weights[0].dtype)
+
+    def __call__(self, index: np.ndarray, active: Tensor) -> Tensor:
+        symbols = np.ascontiguousarray(self.symbols[self.rows, index])
+        targets = np.ascontiguousarray(self.targets[self.rows, index])
+        self.kernel(*self.codes, *self.weights, symbols, targets, *self.grads, self.losses, active.numpy())
+        return torch.from_numpy(self.losses.copy())
+
+
+def compiled_available(model: SequencePredictor, device: torch.device) -> bool:
+    """Whether the compiled kernels can train ``model``: CPU, float32 or float64 weights, numba installed."""
+    if device.type != "cpu" or model.recurrence.weight_ih.dtype not in (torch.float32, torch.float64):
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def train(
     model: SequencePredictor,
     data: EncodedStrings,
@@ -135,8 +192,13 @@ def train(
     check: Check,
     desc: str = "train",
     step_hook: StepHook | None = None,
+    compiled: bool | None = None,
 ) -> TrainResult:
-    """Train every member until its check passes, the regime stops it, or ``max_strings`` were presented."""
+    """Train every member until its check passes, the regime stops it, or ``max_strings`` were presented.
+
+    ``compiled``: forward and backward by the compiled kernels (True), by torch autograd (False), or the kernels
+    wherever they run (None: on the CPU). Both compute the same gradients (tested to 1e-10 in float64); their
+    float32 roundings differ, so runs agree statistically, not bit for bit."""
     members, count = data.lengths.shape
     device = data.x.device
     params = list(model.parameters())
@@ -158,7 +220,11 @@ def train(
     compute_seconds = 0.0  # forward + loss + backward alone: the loop's overhead is the rest
     started = time.perf_counter()
     bar = progress(max_strings, desc, unit="strings")
+    loss_name = "squared_error" if isinstance(regime, SeedRegime) else "cross_entropy"
+    if compiled is None:
+        compiled = compiled_available(model, device)
     loss_fn = squared_error if isinstance(regime, SeedRegime) else cross_entropy
+    batch_step = _CompiledSteps(model, data, loss_name) if compiled else _AutogradSteps(model, data, loss_fn)
 
     def stop(mask: Tensor, reason: str) -> None:
         for m in torch.nonzero(mask & active).flatten().tolist():
@@ -171,19 +237,15 @@ def train(
             index = order[:, step_in_epoch * batch : (step_in_epoch + 1) * batch]
         else:
             index = np.stack([rng.integers(count, size=batch) for rng in rngs])
-        batch_data = data.select(torch.as_tensor(index, device=device))
-        model.zero_grad(set_to_none=False)
         compute_started = time.perf_counter()
-        outputs, _ = model(batch_data.x)
-        losses = loss_fn(outputs, batch_data.targets)
-        losses.sum().backward()
+        losses = batch_step(index, active)
         compute_seconds += time.perf_counter() - compute_started
         presented += batch
         steps += 1
         if step_hook is not None:
             step_hook(model, presented, active)
         _update(params, regime, optimizer, lr, active)
-        epoch_error += losses.detach()
+        epoch_error += losses
         step_in_epoch += 1
         bar.update(batch)
 
