@@ -138,3 +138,36 @@ def test_figures_are_written_reproducibly(tmp_path: Path) -> None:
     assert outputs[0] == outputs[1]
     with pytest.raises(ValueError, match="k = \\[3\\]"):
         fig_dlk_curves(tables, [3], tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_chunks_on_threads_give_the_same_bytes(model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks run side by side on torch's threads (one thread per op): D is bitwise that of the sequential loop."""
+    monkeypatch.setattr(dlk, "CHUNK_BYTES", 2 * 4 * 4 * 3 * 8)  # at most two draws per chunk: several chunks
+    cells = random_cells(model, 4, 9, 7, 1.0)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        sequential = per_draw_distances(cells, 70)
+        torch.set_num_threads(3)
+        parallel = per_draw_distances(cells, 70)
+        assert torch.get_num_threads() == 3, "the thread count must be restored"
+    finally:
+        torch.set_num_threads(threads)
+    assert sequential.view(np.uint64).tobytes() == parallel.view(np.uint64).tobytes()
+    np.testing.assert_allclose(parallel, distinguishability_naive(cells, 70), rtol=0.0, atol=1e-10)
+
+
+def test_non_finite_state_in_a_threaded_chunk_names_its_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dlk, "CHUNK_BYTES", 2 * 3 * 3 * 8)  # two draws per chunk
+    cells = random_cells("vanilla", 3, 8, 0, 1.0)
+    with torch.no_grad():
+        cells.weight_hh[5, 0, 0] = float("nan")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(NonFiniteStatesError, match=r"step l=1 \(draw 5\)"):
+            distinguishability(cells, 40)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

@@ -12,12 +12,14 @@ import time
 import pandas as pd
 import torch
 
+from rnnmem.core import portable
 from rnnmem.core.cells import GATES
 from rnnmem.memory.capacity import CapacitySettings, esn_capacity_per_reservoir, gru_capacity_per_reservoir
 from rnnmem.memory.dlk import dlk_table
 
 PAPER_K = (1, 2, 5, 10, 15, 20, 25, 30, 40, 50)
 PAPER_DRAWS, PAPER_L = 2000, 2000
+DLK_JOB_THREADS = 2  # the ``threads`` of the ``dlk`` rule (workflow/rules/memory.smk): what each pipeline job gets
 
 
 def _gflops(flops: float, seconds: float) -> float:
@@ -45,15 +47,27 @@ def matmul_rates(repeats: int = 5) -> dict[str, float]:
 
 
 def bench_dlk(models: tuple[str, ...] = ("vanilla", "gru"), ks: tuple[int, ...] = PAPER_K,
-              draws: int = PAPER_DRAWS, length: int = PAPER_L) -> pd.DataFrame:
+              draws: int = PAPER_DRAWS, length: int = PAPER_L, threads: int = DLK_JOB_THREADS) -> pd.DataFrame:
+    """Time ``dlk_table`` per (model, k) in this process, on the ``dlk`` rule's thread count.
+
+    A pipeline job computes the same table under the same settings (the command line's portable environment, see
+    :mod:`rnnmem.core.portable`, when this runs through ``python -m rnnmem bench``; the ``portable`` column says
+    whether it does) and adds its interpreter start-up and imports, which this does not time.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
     rows = []
-    for model in models:
-        for k in ks:
-            start = time.perf_counter()
-            dlk_table(model, k, draws, length, seed=0, weight_scale=1.0)
-            seconds = time.perf_counter() - start
-            flops = 4.0 * GATES[model] * k * k * draws * length
-            rows.append({"model": model, "k": k, "seconds": seconds, "gflops": _gflops(flops, seconds)})
+    try:
+        for model in models:
+            for k in ks:
+                start = time.perf_counter()
+                dlk_table(model, k, draws, length, seed=0, weight_scale=1.0)
+                seconds = time.perf_counter() - start
+                flops = 4.0 * GATES[model] * k * k * draws * length
+                rows.append({"model": model, "k": k, "seconds": seconds, "gflops": _gflops(flops, seconds),
+                             "threads": threads, "portable": portable.pinned()})
+    finally:
+        torch.set_num_threads(previous)
     return pd.DataFrame(rows)
 
 

@@ -29,6 +29,8 @@ k ≤ 5) or ~30 (1/√k scale); in float32 the floor would be ≈ 1e-8, reached 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -207,14 +209,53 @@ def per_draw_distances(cells: EnsembleRecurrence, length: int) -> np.ndarray:
         members = cells.members
         distances = torch.zeros(members, length, dtype=torch.float64)
         size = _chunk_size(cells)
-        for start in range(0, members, size):
+        starts = range(0, members, size)
+
+        def run(start: int) -> None:
             stop = min(members, start + size)
             chunk = torch.zeros(length, stop - start, dtype=torch.float64)
-            _stream_chunk(
-                cells, weight_hh[start:stop], projected_first[start:stop], projected_zero[start:stop], chunk, start
-            )
+            with torch.no_grad():  # grad mode is per thread
+                _stream_chunk(
+                    cells, weight_hh[start:stop], projected_first[start:stop], projected_zero[start:stop], chunk, start
+                )
             distances[start:stop] = chunk.T
+
+        _map_chunks(run, starts)
     return distances.numpy()
+
+
+def _map_chunks(run: Callable[[int], None], starts: Sequence[int]) -> None:
+    """``run`` every chunk: in order on one thread, or on torch's threads, one chunk per thread at a time.
+
+    The chunks are independent and each op of a chunk is small (see :data:`ELEMENTWISE_GRAIN`), so splitting every
+    op over threads mostly costs synchronisation (and only the matrix products were split); running whole chunks
+    side by side, each op on one thread, uses every thread all the time. Each chunk's arithmetic is the same
+    either way (one thread per op, the chunks unchanged), so D does not depend on the thread count. An error
+    (non-finite states) is raised for the first failing chunk in order, as in the sequential loop.
+    """
+    threads = torch.get_num_threads()
+    workers = min(threads, len(starts))
+    if workers <= 1:
+        for start in starts:
+            run(start)
+        return
+
+    def one_thread(start: int) -> None:
+        torch.set_num_threads(1)  # this worker's torch and MKL ops on one thread
+        run(start)
+
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="dlk") as pool:
+            futures = [pool.submit(one_thread, start) for start in starts]
+            try:
+                for future in futures:
+                    future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _as_float64(cells: EnsembleRecurrence) -> EnsembleRecurrence:
