@@ -205,3 +205,22 @@ def test_all_correct_with_every_symbol_legal_or_none():
     expected = evaluate(model, data, embedded=False)["all_correct"]
     assert expected.tolist() == [True, True, False]
     assert compiled_all_correct("gru", "logistic", model, data).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize(("kind", "activation"), CASES, ids=IDS)
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_nats_are_the_summed_cross_entropy(kind, activation, loss):
+    """The optional ``nats`` output: Σ over valid steps of −log softmax(y)[target], whatever loss is trained."""
+    model = build(kind, activation, "normal", torch.float64)
+    symbols, targets = batch(LENGTHS)
+    params = weights(model)
+    grads = [np.zeros_like(p) for p in params]
+    losses, nats = np.zeros(3), np.full(3, np.nan)
+    compiled.loss_and_grads(compiled.KIND_CODES[kind], compiled.ACTIVATION_CODES[activation], compiled.LOSS_CODES[loss],
+                            *params, symbols, targets, *grads, losses, None, nats)
+    with torch.no_grad():
+        outputs = model(one_hot(symbols, torch.float64))[0]
+    target = torch.from_numpy(targets)
+    expected = [float(torch.nn.functional.cross_entropy(outputs[m].reshape(-1, ALPHABET), target[m].reshape(-1),
+                                                       ignore_index=PAD, reduction="sum")) for m in range(3)]
+    np.testing.assert_allclose(nats, expected, rtol=1e-12, atol=1e-12)

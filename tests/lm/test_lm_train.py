@@ -427,3 +427,19 @@ def test_missing_split_names_the_config_key(tmp_path, train, valid, regime, reas
     with pytest.raises(TokenDataError, match=rf"^chorales\.split: .*{reason}"):
         train_lm(_tiny_data(train=train, valid=valid), "gru", 4, lm_settings(regime, 1), 0, None, device=CPU,
                  checkpoint_dir=tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["vanilla", "gru"])
+def test_compiled_seed_steps_follow_autograd(tmp_path, kind):
+    """The seed regime's compiled steps end where autograd's do: same curve up to float32 rounding, same weights
+    to ~1e-5, and the same stop; the LSTM (torch's fused module) and the modern regime keep autograd."""
+    data = _tiny_data()
+    runs = {c: train_lm(data, kind, 7, lm_settings("seed", 3), 3, tmp_path / f"{c}.pt", CPU, compiled=c)
+            for c in (False, True)}
+    (reference, ref_curve), (fast, fast_curve) = runs[False], runs[True]
+    for (name, expected), (_, actual) in zip(reference.named_parameters(), fast.named_parameters(), strict=True):
+        torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5, msg=name)
+    columns = ["train_nll", "valid_nll", "train_squared_error", "valid_squared_error", "lr"]
+    np.testing.assert_allclose(fast_curve[columns], ref_curve[columns], rtol=1e-5)
+    assert fast_curve.attrs["stop_reason"] == ref_curve.attrs["stop_reason"]
+    assert list(fast_curve["steps"]) == list(ref_curve["steps"])

@@ -225,9 +225,22 @@ def _output_grad(loss, y, target, scale, dy):
 
 
 @_jit
+def _nats(y, target):
+    """−log softmax(y)[target], as torch's cross_entropy computes it (y − max − log Σ exp)."""
+    top = y[0]
+    for o in range(y.shape[0]):
+        top = max(top, y[o])
+    total = _scalar(y, 0.0)
+    for o in range(y.shape[0]):
+        total += np.exp(y[o] - top)
+    return np.log(total) - (y[target] - top)
+
+
+@_jit
 def _member_loss_and_grads(kind, activation, loss, w_ih, w_hh, bias, w_out, b_out, symbols, targets,
-                           g_ih, g_hh, g_bias, g_out, g_bout):
-    """One member (its slices of every array): returns its loss, writes its gradient."""
+                           g_ih, g_hh, g_bias, g_out, g_bout, want_nats):
+    """One member (its slices of every array): returns its loss and the summed next-token nats (the
+    cross-entropy's numerator; with the squared error only when ``want_nats``), writes its gradient."""
     batch, steps = symbols.shape
     hidden, outs, width = w_hh.shape[0], w_out.shape[1], w_hh.shape[1]
     dtype = w_ih.dtype
@@ -252,6 +265,7 @@ def _member_loss_and_grads(kind, activation, loss, w_ih, w_hh, bias, w_out, b_ou
     divisor = _scalar(y, batch if loss == 0 else max(count, 1))
     scale = _scalar(y, 1.0) / divisor
     total = _scalar(y, 0.0)
+    nats = _scalar(y, 0.0)
     w_out_t = w_out.T
     for b in range(batch):
         last = 0
@@ -264,6 +278,8 @@ def _member_loss_and_grads(kind, activation, loss, w_ih, w_hh, bias, w_out, b_ou
             if targets[b, t] >= 0:
                 _readout(w_out, b_out, h[t + 1], y)
                 total += _output_grad(loss, y, targets[b, t], scale, dy[t])
+                if want_nats and loss == 0:
+                    nats += _nats(y, targets[b, t])
             else:
                 dy[t] = 0
         dh[:] = 0
@@ -289,12 +305,12 @@ def _member_loss_and_grads(kind, activation, loss, w_ih, w_hh, bias, w_out, b_ou
                 _accumulate(w_hh, g_ih, g_hh, g_bias, s, h[t], da, dh_prev, width)
                 dc[:] = dc_prev
             dh[:] = dh_prev
-    return total / divisor
+    return total / divisor, (total if loss == 1 else nats)
 
 
 @_jit
 def _loss_and_grads(kind, activation, loss, w_ih, w_hh, bias, w_out, b_out, symbols, targets,
-                    g_ih, g_hh, g_bias, g_out, g_bout, losses, active):
+                    g_ih, g_hh, g_bias, g_out, g_bout, losses, active, nats, want_nats):
     for m in range(symbols.shape[0]):
         if not active[m]:  # a stopped member: its gradient is never applied
             g_ih[m] = 0
@@ -303,10 +319,11 @@ def _loss_and_grads(kind, activation, loss, w_ih, w_hh, bias, w_out, b_out, symb
             g_out[m] = 0
             g_bout[m] = 0
             losses[m] = 0
+            nats[m] = 0
             continue
-        losses[m] = _member_loss_and_grads(kind, activation, loss, w_ih[m], w_hh[m], bias[m, 0], w_out[m],
-                                           b_out[m, 0], symbols[m], targets[m], g_ih[m], g_hh[m], g_bias[m, 0],
-                                           g_out[m], g_bout[m, 0])
+        losses[m], nats[m] = _member_loss_and_grads(kind, activation, loss, w_ih[m], w_hh[m], bias[m, 0], w_out[m],
+                                                    b_out[m, 0], symbols[m], targets[m], g_ih[m], g_hh[m],
+                                                    g_bias[m, 0], g_out[m], g_bout[m, 0], want_nats)
 
 
 @_jit
@@ -379,19 +396,23 @@ def loss_and_grads(
     w_ih: np.ndarray, w_hh: np.ndarray, bias: np.ndarray, w_out: np.ndarray, b_out: np.ndarray,
     symbols: np.ndarray, targets: np.ndarray,
     g_ih: np.ndarray, g_hh: np.ndarray, g_bias: np.ndarray, g_out: np.ndarray, g_bout: np.ndarray,
-    losses: np.ndarray, active: np.ndarray | None = None,
+    losses: np.ndarray, active: np.ndarray | None = None, nats: np.ndarray | None = None,
 ) -> None:
     """Each member's loss into ``losses`` (M,) and the gradient of their sum into ``g_*`` (overwritten). Members
     with ``active[m]`` False (stopped ones, whose gradient the loop does not apply) are skipped: loss and
-    gradient 0.
+    gradient 0. ``nats`` (M,), if given, receives each member's summed next-symbol cross-entropy in nats (what a
+    learning curve reports beside the squared error).
 
     Same as ``loss_fn(model(x)[0], targets).sum().backward()`` with x the one-hot of ``symbols`` (−1: no input)
     and ``targets`` −1 (PAD) where masked; weights (M, I, G*H), (M, H, G*H), (M, 1, G*H), (M, H, O), (M, 1, O).
     """
     if active is None:
         active = np.ones(symbols.shape[0], dtype=np.bool_)
+    want_nats = nats is not None
+    if nats is None:
+        nats = np.zeros_like(losses)
     _loss_and_grads(kind, activation, loss, w_ih, w_hh, bias, w_out, b_out, symbols, targets,
-                    g_ih, g_hh, g_bias, g_out, g_bout, losses, active)
+                    g_ih, g_hh, g_bias, g_out, g_bout, losses, active, nats, want_nats)
 
 
 def forward_outputs(

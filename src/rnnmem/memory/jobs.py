@@ -3,7 +3,8 @@ D(l, k) (figures 14, 15) and memory capacity (figure 16).
 
 Every function here takes plain paths and a parameter dict (the rule's JSON ``--params``), so it can be called from
 the CLI, a test or a notebook alike. Trained ensembles and their gradient logs come from the Reber branch, read
-through its public API (:mod:`rnnmem.reber.ensembles`, :mod:`rnnmem.reber.gradient_log`).
+through its public API (:mod:`rnnmem.reber.ensembles`, :mod:`rnnmem.reber.gradient_log`). The figure modules
+(matplotlib) are imported by the jobs that draw.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import pandas as pd
 from rnnmem.core.atomic import write_csv
 from rnnmem.core.progress import summary
 from rnnmem.core.tables import read_table
-from rnnmem.memory import figures_capacity, figures_dlk, figures_gradients
 from rnnmem.memory.capacity import (
     COLUMNS as CAPACITY_COLUMNS,
 )
@@ -41,6 +41,8 @@ from rnnmem.reber.sequences import encode
 
 def gradient_summary(histogram_paths: list[Path], table_out: Path, fig12: Path, fig13: Path, zoom_max: float) -> None:
     """Figures 12, 13 and tables/gradients.csv from the training jobs' |gradient| histograms."""
+    from rnnmem.memory import figures_gradients  # matplotlib: only the figure jobs load it
+
     histograms = pd.concat([read_table(path, HISTOGRAM_COLUMNS, allow_empty=True) for path in histogram_paths],
                            ignore_index=True)
     table = summarize_histograms(histograms)
@@ -54,6 +56,8 @@ def gradient_summary(histogram_paths: list[Path], table_out: Path, fig12: Path, 
 
 def gradient_lag(params: dict[str, Any], models: list[Path], specs: list[Path], table_out: Path, fig: Path) -> None:
     """‖∂E_t/∂h_{t−l}‖ against the lag l on embedded test strings, trained and initial weights."""
+    from rnnmem.memory import figures_gradients  # matplotlib: only the figure jobs load it
+
     frames = []
     for model_path, spec_path in zip(models, specs, strict=True):
         trained, spec = load_ensemble(model_path, spec_path)
@@ -96,6 +100,8 @@ def dlk_merge(parts: list[Path], out: Path) -> None:
 
 def dlk_figures(params: dict[str, Any], tables: list[Path], heatmaps: list[Path], curves: Path) -> None:
     """Figures 14 (Vanilla), 15 (GRU) and the D-against-l curves."""
+    from rnnmem.memory import figures_dlk  # matplotlib: only the figure jobs load it
+
     frames = {model: read_table(path, DLK_COLUMNS) for model, path in zip(params["models"], tables, strict=True)}
     labels = {"vanilla": "Vanilla (logistic σ)", "gru": "GRU"}
     scale = params["weight_scale"]
@@ -140,6 +146,8 @@ def capacity(params: dict[str, Any], esn_out: Path, gru_out: Path, totals_out: P
 def capacity_figures(params: dict[str, Any], esn: Path, gru: Path, totals: Path, dlk_tables: list[Path],
                      fig16: Path, mc_gru: Path, mc_total: Path, dlk_vs_mc: Path) -> None:
     """Figure 16, the random-GRU capacity, total MC against k, and D(l,k) beside MC(l,k)."""
+    from rnnmem.memory import figures_capacity  # matplotlib: only the figure jobs load it
+
     esn_table, gru_table = read_table(esn, CAPACITY_COLUMNS), read_table(gru, CAPACITY_COLUMNS)
     totals_table = read_table(totals, ["reservoir", *TOTAL_COLUMNS])
     esn_label = f"ESN {params['esn']['activation']}, ρ = {params['esn']['rho']:g}"
