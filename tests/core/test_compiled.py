@@ -148,10 +148,10 @@ def reber_automaton(model: SequencePredictor, member: int, gain: float = 20.0) -
         out.bias[member] = -0.5
 
 
-def compiled_all_correct(kind, activation, model, data):
+def compiled_all_correct(kind, activation, model, data, active=None):
     out = np.zeros(model.members, dtype=bool)
     compiled.all_correct(compiled.KIND_CODES[kind], compiled.ACTIVATION_CODES[activation], *weights(model),
-                         symbols_of(data), data.legal.numpy(), data.lengths.numpy(), out)
+                         symbols_of(data), data.legal.numpy(), data.lengths.numpy(), out, active)
     return out
 
 
@@ -172,6 +172,10 @@ def test_all_correct_matches_evaluate_on_solved_and_unsolved_members():
     expected = evaluate(model, data, embedded=False)["all_correct"]
     assert expected.tolist() == [True, False, True, False, False]
     assert compiled_all_correct("vanilla", "logistic", model, data).tolist() == expected.tolist()
+    skip_first = np.ones(len(expected), dtype=bool)
+    skip_first[0] = False  # a stopped member is not checked: False, the others unchanged
+    assert compiled_all_correct("vanilla", "logistic", model, data, skip_first).tolist() == [False,
+                                                                                             *expected[1:].tolist()]
 
 
 @pytest.mark.parametrize(("kind", "activation"), CASES, ids=IDS)

@@ -429,10 +429,10 @@ def test_missing_split_names_the_config_key(tmp_path, train, valid, regime, reas
                  checkpoint_dir=tmp_path)
 
 
-@pytest.mark.parametrize("kind", ["vanilla", "gru"])
+@pytest.mark.parametrize("kind", ["vanilla", "gru", "lstm"])
 def test_compiled_seed_steps_follow_autograd(tmp_path, kind):
     """The seed regime's compiled steps end where autograd's do: same curve up to float32 rounding, same weights
-    to ~1e-5, and the same stop; the LSTM (torch's fused module) and the modern regime keep autograd."""
+    to ~1e-5, and the same stop (the LSTM's weights live in torch's fused module: transposed both ways)."""
     data = _tiny_data()
     runs = {c: train_lm(data, kind, 7, lm_settings("seed", 3), 3, tmp_path / f"{c}.pt", CPU, compiled=c)
             for c in (False, True)}

@@ -293,7 +293,7 @@ def test_stopped_member_keeps_its_weights(regime) -> None:
     check_every, max_strings = 8, 40
     snapshots: list[dict[str, torch.Tensor]] = []
 
-    def check(net: SequencePredictor) -> torch.Tensor:
+    def check(net: SequencePredictor, active: torch.Tensor) -> torch.Tensor:
         snapshots.append({k: v.detach().clone() for k, v in net.state_dict().items()})
         return torch.tensor([True, False])
 

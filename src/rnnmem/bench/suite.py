@@ -40,7 +40,7 @@ BENCH_EXPERIMENTS = (
 )
 
 
-def _never_solved(model: SequencePredictor) -> torch.Tensor:
+def _never_solved(model: SequencePredictor, active: torch.Tensor) -> torch.Tensor:
     return torch.zeros(model.members, dtype=torch.bool)
 
 

@@ -385,8 +385,11 @@ def _member_correct(kind, activation, w_ih, w_hh, bias, w_out, b_out, symbols, l
 
 
 @_jit
-def _all_correct(kind, activation, w_ih, w_hh, bias, w_out, b_out, symbols, legal, lengths, out):
+def _all_correct(kind, activation, w_ih, w_hh, bias, w_out, b_out, symbols, legal, lengths, out, active):
     for m in range(symbols.shape[0]):
+        if not active[m]:  # a stopped member is not checked again
+            out[m] = False
+            continue
         out[m] = _member_correct(kind, activation, w_ih[m], w_hh[m], bias[m, 0], w_out[m], b_out[m, 0], symbols[m],
                                  legal[m], lengths[m])
 
@@ -428,7 +431,11 @@ def all_correct(
     kind: int, activation: int,
     w_ih: np.ndarray, w_hh: np.ndarray, bias: np.ndarray, w_out: np.ndarray, b_out: np.ndarray,
     symbols: np.ndarray, legal: np.ndarray, lengths: np.ndarray, out: np.ndarray,
+    active: np.ndarray | None = None,
 ) -> None:
     """``evaluate(...)["all_correct"]`` into ``out`` (M,) bool, without the outputs tensor; a member stops at its
-    first wrong step (the cheap success check of the training loop)."""
-    _all_correct(kind, activation, w_ih, w_hh, bias, w_out, b_out, symbols, legal, lengths, out)
+    first wrong step (the cheap success check of the training loop). Members with ``active[m]`` False are not
+    checked (False)."""
+    if active is None:
+        active = np.ones(symbols.shape[0], dtype=np.bool_)
+    _all_correct(kind, activation, w_ih, w_hh, bias, w_out, b_out, symbols, legal, lengths, out, active)

@@ -304,44 +304,62 @@ def _finite_gradients(params: list[nn.Parameter]) -> bool:
 
 class _CompiledSeedStep:
     """Forward, squared-error loss and backward of one chorale (the seed regime) by the compiled kernels of
-    :mod:`rnnmem.core.compiled`, on the model's own storage; the same gradient as autograd (tested), ~7× faster
-    for the report's tiny cells, whose time torch spends in per-operation overhead. CPU, one-hot input, the
-    report's cells (not torch's fused LSTM)."""
+    :mod:`rnnmem.core.compiled`; the same gradient as autograd (tested), several times faster for the report's
+    small cells, whose time torch spends in per-operation overhead. CPU, one-hot input. The weights go to the
+    kernel in its (member, in, out) layout (views of the report's cells; transposed copies of torch's fused LSTM
+    and of the read-out), and the gradient comes back into ``p.grad``."""
 
     def __init__(self, model: TokenLM) -> None:
         from rnnmem.core import compiled
 
-        cell = model.cell
-        assert cell is not None and model.embedding is None
+        assert model.embedding is None
         self.kernel = compiled.loss_and_grads
-        self.codes = (compiled.KIND_CODES[cell.kind], compiled.ACTIVATION_CODES[cell.activation],
+        self.model = model
+        if model.cell is not None:
+            kind, activation = model.cell.kind, model.cell.activation
+            self.recurrent = [model.cell.weight_ih, model.cell.weight_hh, model.cell.bias]
+        else:  # torch's fused LSTM: gates i, f, g, o as the report's; its second bias is 0 and frozen
+            kind, activation = "lstm", "logistic"
+            fused = model.fused
+            self.recurrent = [fused.weight_ih_l0, fused.weight_hh_l0, fused.bias_ih_l0]
+        self.codes = (compiled.KIND_CODES[kind], compiled.ACTIVATION_CODES[activation],
                       compiled.LOSS_CODES["squared_error"])
-        self.readout = model.readout
-        self.params = [cell.weight_ih, cell.weight_hh, cell.bias, model.readout.weight, model.readout.bias]
-        for p in self.params:
+        self.trained = [*self.recurrent, model.readout.weight, model.readout.bias]
+        for p in self.trained:
             p.grad = torch.zeros_like(p)
-        self.cell_arrays = [p.detach().numpy() for p in self.params[:3]]
-        self.cell_grads = [p.grad.numpy() for p in self.params[:3]]
-        vocab, hidden = model.readout.weight.shape
-        self.readout_grad = np.zeros((1, hidden, vocab), dtype=self.cell_arrays[0].dtype)  # (M, H, O) layout
-        self.losses, self.nats = np.zeros(1, self.readout_grad.dtype), np.zeros(1, self.readout_grad.dtype)
+        self.grads = [np.zeros_like(array) for array in self._arrays()]
+        dtype = self.grads[0].dtype
+        self.losses, self.nats = np.zeros(1, dtype), np.zeros(1, dtype)
+
+    def _arrays(self) -> list[np.ndarray]:
+        """The five weights in the kernel's layout: (1, I, G*H), (1, H, G*H), (1, 1, G*H), (1, H, V), (1, 1, V)."""
+        if self.model.cell is not None:
+            recurrent = [p.detach().numpy() for p in self.recurrent]
+        else:
+            w_ih, w_hh, bias = (p.detach().numpy() for p in self.recurrent)
+            recurrent = [np.ascontiguousarray(w_ih.T)[None], np.ascontiguousarray(w_hh.T)[None], bias[None, None]]
+        readout = self.model.readout
+        return [*recurrent, np.ascontiguousarray(readout.weight.detach().numpy().T)[None],
+                readout.bias.detach().numpy()[None, None]]
 
     def __call__(self, sequence: list[int]) -> tuple[float, float, float, int]:
         """(loss, nats, summed squared error, predicted tokens) of one chorale; the gradient is left in p.grad."""
         ids = np.asarray(sequence, dtype=np.int64)
         symbols, targets = ids[None, None, :-1].copy(), ids[None, None, 1:].copy()
-        w_out = np.ascontiguousarray(self.readout.weight.detach().numpy().T)[None]
-        b_out = self.readout.bias.detach().numpy()[None, None]
-        self.kernel(*self.codes, *self.cell_arrays, w_out, b_out, symbols, targets, *self.cell_grads,
-                    self.readout_grad, self.readout.bias.grad.numpy()[None, None], self.losses, None, self.nats)
-        self.readout.weight.grad.copy_(torch.from_numpy(self.readout_grad[0].T))
+        self.kernel(*self.codes, *self._arrays(), symbols, targets, *self.grads, self.losses, None, self.nats)
+        fused = self.model.cell is None
+        for p, grad in zip(self.trained, self.grads, strict=True):
+            if grad.ndim == 3 and (p is self.model.readout.weight or (fused and p.dim() == 2)):
+                p.grad.copy_(torch.from_numpy(grad[0].T))  # back from the kernel's (in, out) layout
+            else:
+                p.grad.copy_(torch.from_numpy(grad.reshape(p.shape)))
         loss = float(self.losses[0])
         return loss, float(self.nats[0]), loss, len(sequence) - 1
 
 
 def compiled_seed_step_available(model: TokenLM, settings: RegimeSettings, device: torch.device) -> bool:
-    """Whether :class:`_CompiledSeedStep` can train this run: seed regime, CPU, the report's cells, numba."""
-    if not isinstance(settings, SeedSettings) or device.type != "cpu" or model.cell is None:
+    """Whether :class:`_CompiledSeedStep` can train this run: seed regime, CPU, numba."""
+    if not isinstance(settings, SeedSettings) or device.type != "cpu" or model.embedding is not None:
         return False
     try:
         import numba  # noqa: F401

@@ -58,7 +58,8 @@ def evaluate(model: SequencePredictor, data: EncodedStrings, embedded: bool) -> 
 
 class CompiledCheck:
     """The success check (every string of each data set correct at every step) by the compiled kernel: one pass
-    over all strings and members without building the outputs tensor; same answer as :func:`evaluate`."""
+    over the strings of the members still training, without building the outputs tensor; for those, the same
+    answer as :func:`evaluate` (stopped members: False, unchecked)."""
 
     def __init__(self, model: SequencePredictor, datasets: list[EncodedStrings]) -> None:
         from rnnmem.core import compiled
@@ -69,13 +70,13 @@ class CompiledCheck:
         self.arrays = [(d.input_symbols(), d.legal.cpu().numpy(), d.lengths.cpu().numpy().astype(np.int64))
                        for d in datasets]
 
-    def __call__(self, net: SequencePredictor) -> torch.Tensor:
+    def __call__(self, net: SequencePredictor, active: torch.Tensor) -> torch.Tensor:
         weights = [p.detach().numpy() for p in (net.recurrence.weight_ih, net.recurrence.weight_hh,
                                                 net.recurrence.bias, net.readout.weight, net.readout.bias)]
-        solved = np.ones(net.members, dtype=bool)
+        solved = active.cpu().numpy().copy()
         for symbols, legal, lengths in self.arrays:
             out = np.zeros(net.members, dtype=bool)
-            self.kernel(*self.codes, *weights, symbols, legal, lengths, out)
+            self.kernel(*self.codes, *weights, symbols, legal, lengths, out, solved)
             solved &= out
         return torch.from_numpy(solved)
 
@@ -106,7 +107,7 @@ def run_experiment(
     model.reset_parameters(regime.init, seeds)
     model.to(device)
 
-    def solved(net: SequencePredictor) -> torch.Tensor:
+    def solved(net: SequencePredictor, active: torch.Tensor) -> torch.Tensor:
         on_train = evaluate(net, train_data, embedded)["all_correct"]
         on_test = evaluate(net, test_data, embedded)["all_correct"]
         return torch.as_tensor(on_train & on_test, device=device)

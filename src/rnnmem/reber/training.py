@@ -117,8 +117,9 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-Check = Callable[[SequencePredictor], Tensor]
-"""Called every ``check_every`` strings; returns (M,) bool: which members are solved."""
+Check = Callable[[SequencePredictor, Tensor], Tensor]
+"""Called every ``check_every`` strings with the model and the (M,) mask of members still training; returns (M,)
+bool: which of those are solved (a stopped member's answer is not used, so a check may skip it)."""
 
 StepHook = Callable[[SequencePredictor, int, Tensor], None]
 """Called after each backward pass, before the update, with the strings presented so far and the (M,) mask of
@@ -236,7 +237,9 @@ def train(
         if isinstance(regime, SeedRegime):
             index = order[:, step_in_epoch * batch : (step_in_epoch + 1) * batch]
         else:
-            index = np.stack([rng.integers(count, size=batch) for rng in rngs])
+            if step_in_epoch == 0:  # the epoch's draws at once: the same numbers as one call per step
+                draws = np.stack([rng.integers(count, size=(steps_per_epoch, batch)) for rng in rngs])
+            index = draws[:, step_in_epoch]
         compute_started = time.perf_counter()
         losses = batch_step(index, active)
         compute_seconds += time.perf_counter() - compute_started
@@ -263,7 +266,7 @@ def train(
             order = np.stack([rng.permutation(count) for rng in rngs])
 
         if presented % check_every < batch:
-            solved = check(model)
+            solved = check(model, active)
             newly = solved & active
             solved_at[newly.cpu().numpy()] = presented
             stop(newly, "solved")
