@@ -95,10 +95,13 @@ class EnsembleRecurrence(nn.Module):
         # Input projections of every step at once: (M, B*T, I) @ (M, I, G*H).
         projected = self.project(x.reshape(members, batch * steps, -1)).reshape(members, batch, steps, -1)
         outputs = []
-        for t in range(steps):
-            state = self.step(projected[:, :, t], state)
-            if perturbation is not None:
-                delta = perturbation[:, :, t]
+        # unbind, not projected[:, :, t]: one stack in the backward instead of a zero tensor of the whole sequence
+        # per step (quadratic in its length).
+        deltas = perturbation.unbind(2) if perturbation is not None else None
+        for t, step_input in enumerate(projected.unbind(2)):
+            state = self.step(step_input, state)
+            if deltas is not None:
+                delta = deltas[t]
                 state = (state[0] + delta, state[1]) if self.kind == "lstm" else state + delta
             outputs.append(state[0] if self.kind == "lstm" else state)
         return torch.stack(outputs, dim=2), state

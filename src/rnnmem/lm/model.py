@@ -119,8 +119,10 @@ class TokenLM(nn.Module):
         if state is None:
             state = cell.initial_state(batch, projected)
         outputs = []
-        for t in range(steps):
-            state = cell.step(projected[t], state)
+        # unbind, not projected[t]: the backward of one unbind is one stack, while each indexed step's backward
+        # would write a zero tensor of the whole sequence (quadratic in its length).
+        for step_input in projected.unbind(0):
+            state = cell.step(step_input, state)
             outputs.append(state[0] if isinstance(state, tuple) else state)
         return torch.stack(outputs, dim=2)[0], state
 
