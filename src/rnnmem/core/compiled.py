@@ -199,6 +199,18 @@ def _accumulate(w_hh, g_ih, g_hh, g_bias, s, h_prev, da, dh_prev, columns):
 
 
 @_jit
+def _log_sum_exp(y):
+    """(max y, log Σ exp(y − max y)): the stable log-partition of a softmax, summed in index order."""
+    top = y[0]
+    for o in range(y.shape[0]):
+        top = max(top, y[o])
+    total = _scalar(y, 0.0)
+    for o in range(y.shape[0]):
+        total += np.exp(y[o] - top)
+    return top, np.log(total)
+
+
+@_jit
 def _output_grad(loss, y, target, scale, dy):
     """Writes ∂E/∂y (``scale`` = 1/B or 1/C) into ``dy``; returns the step's loss term, unscaled."""
     one = _scalar(y, 1.0)
@@ -209,13 +221,7 @@ def _output_grad(loss, y, target, scale, dy):
             term += diff * diff
             dy[o] = (diff + diff) * scale
     else:
-        top = y[0]
-        for o in range(y.shape[0]):
-            top = max(top, y[o])
-        total = _scalar(y, 0.0)
-        for o in range(y.shape[0]):
-            total += np.exp(y[o] - top)
-        log_total = np.log(total)
+        top, log_total = _log_sum_exp(y)
         for o in range(y.shape[0]):
             logp = y[o] - top - log_total
             if o == target:
@@ -227,13 +233,8 @@ def _output_grad(loss, y, target, scale, dy):
 @_jit
 def _nats(y, target):
     """−log softmax(y)[target], as torch's cross_entropy computes it (y − max − log Σ exp)."""
-    top = y[0]
-    for o in range(y.shape[0]):
-        top = max(top, y[o])
-    total = _scalar(y, 0.0)
-    for o in range(y.shape[0]):
-        total += np.exp(y[o] - top)
-    return np.log(total) - (y[target] - top)
+    top, log_total = _log_sum_exp(y)
+    return log_total - (y[target] - top)
 
 
 @_jit
