@@ -325,6 +325,8 @@ class _CompiledSeedStep:
         self.codes = (compiled.KIND_CODES[kind], compiled.ACTIVATION_CODES[activation],
                       compiled.LOSS_CODES["squared_error"])
         self.trained = [*self.recurrent, model.readout.weight, model.readout.bias]
+        fused = model.cell is None  # torch's (out, in) matrices travel transposed; the cells' are in kernel layout
+        self.transposed = [fused and p.dim() == 2 for p in self.recurrent] + [True, False]
         for p in self.trained:
             p.grad = torch.zeros_like(p)
         self.grads = [np.zeros_like(array) for array in self._arrays()]
@@ -347,25 +349,17 @@ class _CompiledSeedStep:
         ids = np.asarray(sequence, dtype=np.int64)
         symbols, targets = ids[None, None, :-1].copy(), ids[None, None, 1:].copy()
         self.kernel(*self.codes, *self._arrays(), symbols, targets, *self.grads, self.losses, None, self.nats)
-        fused = self.model.cell is None
-        for p, grad in zip(self.trained, self.grads, strict=True):
-            if grad.ndim == 3 and (p is self.model.readout.weight or (fused and p.dim() == 2)):
-                p.grad.copy_(torch.from_numpy(grad[0].T))  # back from the kernel's (in, out) layout
-            else:
-                p.grad.copy_(torch.from_numpy(grad.reshape(p.shape)))
+        for p, grad, transposed in zip(self.trained, self.grads, self.transposed, strict=True):
+            # back from the kernel's (in, out) layout
+            p.grad.copy_(torch.from_numpy(grad[0].T if transposed else grad.reshape(p.shape)))
         loss = float(self.losses[0])
         return loss, float(self.nats[0]), loss, len(sequence) - 1
 
 
 def compiled_seed_step_available(model: TokenLM, settings: RegimeSettings, device: torch.device) -> bool:
-    """Whether :class:`_CompiledSeedStep` can train this run: seed regime, CPU, numba."""
-    if not isinstance(settings, SeedSettings) or device.type != "cpu" or model.embedding is not None:
-        return False
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return model.readout.weight.dtype in (torch.float32, torch.float64)
+    """Whether :class:`_CompiledSeedStep` can train this run: seed regime (one-hot input), CPU, float32/64."""
+    return (isinstance(settings, SeedSettings) and device.type == "cpu" and model.embedding is None
+            and model.readout.weight.dtype in (torch.float32, torch.float64))
 
 
 @dataclass

@@ -173,14 +173,8 @@ class _CompiledSteps:
 
 
 def compiled_available(model: SequencePredictor, device: torch.device) -> bool:
-    """Whether the compiled kernels can train ``model``: CPU, float32 or float64 weights, numba installed."""
-    if device.type != "cpu" or model.recurrence.weight_ih.dtype not in (torch.float32, torch.float64):
-        return False
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the compiled kernels can train ``model``: CPU, float32 or float64 weights (numba is a dependency)."""
+    return device.type == "cpu" and model.recurrence.weight_ih.dtype in (torch.float32, torch.float64)
 
 
 def train(
