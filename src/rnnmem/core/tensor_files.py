@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +53,24 @@ _ZIP64_LOCATOR_SIGNATURE = b"PK\x06\x07"
 _REQUIRED = ("data.pkl", "byteorder", "version")
 
 
+def _canonical(obj: Any) -> Any:
+    """``obj`` with fresh containers and interned strings. Pickle writes a string once and refers back to it when the
+    *same object* recurs, so equal payloads whose equal strings are distinct objects (keys read back from a
+    checkpoint beside keys written by the code) would otherwise give different bytes."""
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if type(obj) in (dict, OrderedDict):  # state dicts are OrderedDicts: the type is kept
+        return type(obj)((_canonical(key), _canonical(value)) for key, value in obj.items())
+    if type(obj) in (list, tuple):
+        return type(obj)(_canonical(item) for item in obj)
+    return obj
+
+
 def to_bytes(obj: Any) -> bytes:
-    """What ``torch.save`` writes for ``obj``, independent of the file name it will get."""
+    """What ``torch.save`` writes for ``obj``, independent of the file name it will get and of which of its equal
+    strings are the same object."""
     buffer = io.BytesIO()
-    torch.save(obj, buffer)
+    torch.save(_canonical(obj), buffer)
     return buffer.getvalue()
 
 
