@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 
@@ -27,9 +28,23 @@ def configure_torch(threads: int | None = None) -> None:
     Under the portable settings (:mod:`rnnmem.core.portable`) oneDNN is off too: its kernels are generated for the CPU
     at hand (and tuned to its caches), so torch's native LSTM/GRU code over MKL is used instead.
     """
-    torch.use_deterministic_algorithms(True, warn_only=False)
+    deterministic_algorithms()
     if portable.pinned():
         torch.backends.mkldnn.enabled = False
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if threads:
         torch.set_num_threads(threads)
+
+
+def deterministic_algorithms() -> None:
+    """Turn torch's deterministic-algorithms flag on without loading its compiler.
+
+    ``torch.use_deterministic_algorithms`` imports ``torch._inductor`` (about 1.2 s, most of a short job's start-up)
+    only to copy the flag into the compiler's config. The pipeline never compiles with torch, so it sets the flag in
+    torch's core directly, and through the public call when the compiler is already loaded or the core call is gone.
+    """
+    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if set_flag is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=False)
+    else:
+        set_flag(True, warn_only=False)
