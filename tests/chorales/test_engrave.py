@@ -101,6 +101,10 @@ def test_engrave_png(tmp_path: Path) -> None:
     width, height = png_size(data)
     assert 200 <= width <= 2000 and 60 <= height <= 600, (width, height)
     assert list(out.parent.iterdir()) == [out]  # no temporary files left beside it
+    from PIL import Image
+
+    with Image.open(out) as image:  # grayscale on an opaque white page, whichever backend LilyPond draws with
+        assert image.mode == "L" and image.getpixel((0, 0)) == 255 and image.getextrema() == (0, 255)
     engrave.engrave_png(two_bars(), tmp_path / "again.png", "1. Aus meines Herzens Grunde", timeout=60)
     assert (tmp_path / "again.png").read_bytes() == data
 
@@ -210,3 +214,44 @@ def test_engrave_pngs_engraves_the_safe_ones_beside_a_refused_one(tmp_path: Path
 
 def test_engrave_pngs_of_nothing() -> None:
     assert engrave.engrave_pngs([], timeout=60) == {}
+
+
+def ink_on_a_page(mode: str, background: tuple[int, ...]):
+    """A 200 x 100 page with a black 11 x 11 square at (50, 40)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new(mode, (200, 100), background)
+    ImageDraw.Draw(image).rectangle((50, 40, 60, 50), fill=(0, 0, 0, 255)[:len(mode)])
+    return image
+
+
+def test_trim_png_crops_to_the_ink_in_grayscale(tmp_path: Path) -> None:
+    ink_on_a_page("RGB", (255, 255, 255)).save(tmp_path / "page.png")
+    engrave.trim_png(tmp_path / "page.png", tmp_path / "trimmed.png", margin=5)
+    from PIL import Image
+
+    with Image.open(tmp_path / "trimmed.png") as image:
+        assert image.mode == "L" and image.size == (21, 21)
+        assert image.getpixel((0, 0)) == 255 and image.getpixel((5, 5)) == 0 and image.getpixel((15, 15)) == 0
+    engrave.trim_png(tmp_path / "page.png", tmp_path / "edge.png", margin=60)  # clipped to the page
+    with Image.open(tmp_path / "edge.png") as image:
+        assert image.size == (121, 100)
+
+
+def test_trim_png_puts_a_transparent_page_on_white(tmp_path: Path) -> None:
+    """An RGBA page with transparent paper (black once grayscale) trims like the white one."""
+    ink_on_a_page("RGB", (255, 255, 255)).save(tmp_path / "white.png")
+    ink_on_a_page("RGBA", (0, 0, 0, 0)).save(tmp_path / "clear.png")
+    ink_on_a_page("RGBA", (255, 255, 255, 255)).save(tmp_path / "opaque.png")
+    for name in ("white", "clear", "opaque"):
+        engrave.trim_png(tmp_path / f"{name}.png", tmp_path / f"{name}-trimmed.png")
+    assert (tmp_path / "clear-trimmed.png").read_bytes() == (tmp_path / "white-trimmed.png").read_bytes()
+    assert (tmp_path / "opaque-trimmed.png").read_bytes() == (tmp_path / "white-trimmed.png").read_bytes()
+
+
+def test_trim_png_of_a_blank_page(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGBA", (50, 50), (255, 255, 255, 255)).save(tmp_path / "blank.png")
+    with pytest.raises(ChoraleError, match="empty image"):
+        engrave.trim_png(tmp_path / "blank.png", tmp_path / "out.png")

@@ -19,16 +19,16 @@ the messages count from 1 in the token list without the ``<s>``/``</s>`` markers
 
 :func:`write_sample` writes ``<stem>.txt`` (the tokens as generated, one line), ``<stem>.musicxml`` and
 ``<stem>.mid`` (one music21 part with explicit measures: the pickup padded, an irregular bar given its own time
-signature for that bar only, so no note is split or lengthened) and ``<stem>.png`` (LilyPond, through
-:func:`rnnmem.chorales.engrave.engrave_pngs`), each atomically. For many samples, :func:`write_sample_files` writes
-the first three and keeps the parsed chorale, and :func:`engrave_samples` engraves them all with one LilyPond start.
+signature for that bar only, so no note is split or lengthened; the MIDI file, written straight from the chorale,
+says the same) and ``<stem>.png`` (LilyPond, through :func:`rnnmem.chorales.engrave.engrave_pngs`), each
+atomically. For many samples, :func:`write_sample_files` writes the first three and keeps the parsed chorale, and
+:func:`engrave_samples` engraves them all with one LilyPond start.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-import warnings
 from collections import Counter
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -92,13 +92,20 @@ def signature_for(length: Fraction) -> str:
     return SIGNATURES.get(length) or length_text(length)
 
 
+def _in_128ths(length: Fraction) -> bool:
+    """Whether a bar of ``length`` whole notes can be a music21 TimeSignature: ``x/256`` raises (no beat partition)."""
+    return (length * 128).denominator == 1
+
+
 def infer_signature(events: list[Event]) -> str:
     """The most common bar length among the complete bars (all but the first and last when there are three or
     more, else all bars; the longest wins a tie) of 2/4 to 8/4 (:data:`SIGNATURE_RANGE`), as a time signature;
-    ``4/4`` without such a bar (a melody with hardly any bar lines gets 4/4 and its long bars are flagged)."""
+    ``4/4`` without such a bar (a melody with hardly any bar lines gets 4/4 and its long bars are flagged). A bar
+    in 256ths (double-dotted 64ths) is no candidate: music21 cannot build such a TimeSignature (``179/256``)."""
     lengths = [measure_length(m) for m in measures(events)]
     complete = lengths[1:-1] if len(lengths) >= 3 else lengths
-    complete = [length for length in complete if SIGNATURE_RANGE[0] <= length <= SIGNATURE_RANGE[1]]
+    complete = [length for length in complete
+                if SIGNATURE_RANGE[0] <= length <= SIGNATURE_RANGE[1] and _in_128ths(length)]
     if not complete:
         return DEFAULT_SIGNATURE
     counts = Counter(complete)
@@ -213,13 +220,54 @@ def _check_ties(events: list[Event], problems: list[str]) -> list[Event]:
 
 # --- Chorale -> music21 -> files ---------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Bar:
+    """One bar as written to MusicXML and MIDI (see :func:`chorale_stream`)."""
+
+    content: list[Event]
+    check: BarCheck
+    metre: Fraction  # the declared metre in force (a pickup or last bar is padded up to it)
+    shown: Fraction  # the length of the time signature in force (this bar's own for an irregular bar)
+    signature: str | None  # the time signature written at the start of this bar, if any
+
+
+def _own_signature(length: Fraction) -> bool:
+    """Whether an irregular bar of ``length`` whole notes gets a time signature of its own: not when longer than
+    :data:`LONG_BAR`, nor in 256ths (double-dotted 64ths; see :func:`_in_128ths`)."""
+    return length <= LONG_BAR and _in_128ths(length)
+
+
+def _bar_plan(chorale: Chorale) -> list[_Bar]:
+    """The bars of ``chorale`` with the time signatures :func:`chorale_stream` writes: the first one, a change of
+    metre, and a bar of another length (up to :data:`LONG_BAR`) with its own signature, for that bar only. Shared
+    by the MusicXML and the MIDI writer, so both say the same."""
+    signatures = list(chorale.time_signatures) or [DEFAULT_SIGNATURE]
+    names = {signature_length(s): s for s in reversed(signatures)}  # the first listed wins for equal lengths
+    current = signature_length(signatures[0])  # the declared metre in force
+    shown: Fraction | None = None  # the length of the last time signature written
+    plan = []
+    for content, check in zip(measures(chorale.events), check_bars(chorale.events, signatures), strict=True):
+        if check.role == "full":
+            current = check.length
+        wanted = current
+        if check.role == "irregular" and _own_signature(check.length):  # an irregular bar: for this bar only
+            wanted = check.length
+        signature = None
+        if wanted != shown:
+            signature = names.get(wanted) or signature_for(wanted)
+            shown = wanted
+        plan.append(_Bar(content, check, current, wanted, signature))
+    return plan
+
+
 def chorale_stream(chorale: Chorale, title: str | None = None):
     """A music21 Score with one part: explicit measures as in the chorale (bar lines where its bar events are), the
     key, the time signature(s); a pickup padded on the left, a short last bar on the right, and a bar of another
     length (known signature or not) preceded by its own time signature, so every note keeps its written duration.
     A bar longer than :data:`LONG_BAR` (a generated melody may hold hundreds of notes in one) is written overfull
-    in the metre in force instead: music21 takes minutes to build a metre such as 277/32. Either way the bar is
-    among the sample's problems (:func:`tokens_to_chorale`).
+    in the metre in force instead: music21 takes minutes to build a metre such as 277/32; so is a bar in 256ths
+    (double-dotted 64ths), a metre music21 cannot build at all. Either way the bar is among the sample's problems
+    (:func:`tokens_to_chorale`).
     """
     from music21 import expressions, key, metadata, meter, note, stream, tie
     from music21.exceptions21 import Music21Exception
@@ -228,32 +276,21 @@ def chorale_stream(chorale: Chorale, title: str | None = None):
     score.metadata = metadata.Metadata(title=title if title is not None else chorale.title)
     part = stream.Part(id="soprano")
     part.partName = "Soprano"
-    signatures = list(chorale.time_signatures) or [DEFAULT_SIGNATURE]
-    names = {signature_length(s): s for s in reversed(signatures)}  # the first listed wins for equal lengths
-    current = signature_length(signatures[0])  # the declared metre in force
-    shown: Fraction | None = None  # the length of the last time signature written
-    bars = measures(chorale.events)
-    checks = check_bars(chorale.events, signatures)
-    notes = [e for m in bars for e in m]
+    plan = _bar_plan(chorale)
+    notes = [e for bar in plan for e in bar.content]
     tied_from_previous = [False] + [a.kind == "note" and a.tie for a in notes[:-1]]
     position = 0
-    for index, (content, check) in enumerate(zip(bars, checks, strict=True)):
-        measure = stream.Measure(number=check.number)
+    for index, bar in enumerate(plan):
+        measure = stream.Measure(number=bar.check.number)
         if index == 0:
             measure.insert(0, key.Key(lily_to_music21(chorale.key_tonic).name, chorale.mode))
-        if check.role == "pickup":
-            measure.paddingLeft = float((current - check.length) * 4)
-        elif check.role == "final":
-            measure.paddingRight = float((current - check.length) * 4)
-        elif check.role == "full":
-            current = check.length
-        wanted = current
-        if check.role == "irregular" and check.length <= LONG_BAR:  # an irregular bar: for this bar only
-            wanted = check.length
-        if wanted != shown:
-            measure.insert(0, meter.TimeSignature(names.get(wanted) or signature_for(wanted)))
-            shown = wanted
-        for event in content:
+        if bar.check.role == "pickup":
+            measure.paddingLeft = float((bar.metre - bar.check.length) * 4)
+        elif bar.check.role == "final":
+            measure.paddingRight = float((bar.metre - bar.check.length) * 4)
+        if bar.signature is not None:
+            measure.insert(0, meter.TimeSignature(bar.signature))
+        for event in bar.content:
             if event.kind == "note":
                 item = note.Note(lily_to_music21(event.pitch))
                 starts, stops = event.tie, tied_from_previous[position]
@@ -261,7 +298,9 @@ def chorale_stream(chorale: Chorale, title: str | None = None):
                     item.tie = tie.Tie("continue" if starts and stops else "start" if starts else "stop")
             else:
                 item = note.Rest()
-            item.duration.quarterLength = Fraction(event.duration * 4)
+                # what music21's exporter would find out for itself ('auto'), at a context search per rest
+                item.fullMeasure = event.duration == bar.shown
+            item.duration = _duration(event.duration)
             if event.fermata:
                 fermata = expressions.Fermata()
                 fermata.type = "upright"  # above the staff (music21's default is the inverted one below)
@@ -269,19 +308,38 @@ def chorale_stream(chorale: Chorale, title: str | None = None):
             measure.append(item)
             position += 1
         part.append(measure)
-    if not bars:  # an empty melody (the sample ended at once): one empty bar, so that the files can be written
+    if not plan:  # an empty melody (the sample ended at once): one empty bar, so that the files can be written
         measure = stream.Measure(number=1)
         measure.insert(0, key.Key(lily_to_music21(chorale.key_tonic).name, chorale.mode))
-        measure.insert(0, meter.TimeSignature(signatures[0]))
+        measure.insert(0, meter.TimeSignature(chorale.time_signatures[0] if chorale.time_signatures
+                                              else DEFAULT_SIGNATURE))
         part.append(measure)
-    for measure, check in zip(part.getElementsByClass(stream.Measure), checks, strict=False):
+    for measure, bar in zip(part.getElementsByClass(stream.Measure), plan, strict=False):
         # Beams bar by bar: a bar no beaming rule knows keeps flags, and so does an overfull long bar.
-        if check.length > LONG_BAR:
+        if bar.check.length > LONG_BAR:
             continue
         with contextlib.suppress(Music21Exception):
             measure.makeBeams(inPlace=True)
     score.insert(0, part)
     return score
+
+
+# music21 note types of the token durations (whole notes): a Duration made from its type is ready at once, one
+# made from a quarter length works its type out again for every note
+_TYPES = {Fraction(2): "breve", Fraction(1): "whole", Fraction(1, 2): "half", Fraction(1, 4): "quarter",
+          Fraction(1, 8): "eighth", Fraction(1, 16): "16th", Fraction(1, 32): "32nd", Fraction(1, 64): "64th"}
+
+
+def _duration(length: Fraction):
+    """The music21 Duration of ``length`` whole notes: from its type and dots when it is a plain or (double) dotted
+    note value (every token duration is), else from its quarter length."""
+    from music21 import duration
+
+    for dots, factor in ((0, Fraction(1)), (1, Fraction(3, 2)), (2, Fraction(7, 4))):
+        name = _TYPES.get(length / factor)
+        if name is not None:
+            return duration.Duration(type=name, dots=dots)
+    return duration.Duration(Fraction(length * 4))
 
 
 def _write_musicxml(score, out: Path) -> None:
@@ -293,12 +351,96 @@ def _write_musicxml(score, out: Path) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def _write_midi(score, out: Path) -> None:
-    from music21.midi.translate import TranslateWarning
+# MIDI, written straight from the chorale (music21's writer deep-copies and re-notates the whole score first, a
+# tenth of a second per long sample): a type-1 file, a conductor track (tempo, key, time signatures) and one track
+# of notes, with music21's tempo, velocity and channel.
+MIDI_TICKS = 960  # per quarter note: every token duration (down to a double-dotted 64th) is a whole number of them
+MIDI_TEMPO = 500_000  # microseconds per quarter note: 120 bpm, music21's default
+MIDI_VELOCITY = 90
+MIDI_CHANNEL = 0  # channel 1
 
-    with atomic_path(out) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", TranslateWarning)  # a time signature MIDI cannot store: the notes stay
-        score.write("midi", fp=tmp)
+
+def _vlq(value: int) -> bytes:
+    """A MIDI variable-length quantity."""
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def _ticks(length: Fraction) -> int:
+    return round(length * 4 * MIDI_TICKS)
+
+
+def _track(events: list[tuple[int, bytes]], end: int) -> bytes:
+    """An MTrk chunk of ``(tick, event)`` in order, ended at ``end`` (or the last event)."""
+    body, now = bytearray(), 0
+    for tick, event in events:
+        body += _vlq(tick - now) + event
+        now = tick
+    body += _vlq(max(end - now, 0)) + b"\xff\x2f\x00"
+    return b"MTrk" + len(body).to_bytes(4, "big") + bytes(body)
+
+
+def _meta(kind: int, data: bytes) -> bytes:
+    return bytes([0xFF, kind]) + _vlq(len(data)) + data
+
+
+def _time_signature(text: str) -> bytes | None:
+    """The TIME_SIGNATURE meta event of ``3/4`` (24 clocks per click, 8 32nds per quarter, as music21 writes it);
+    None for one MIDI cannot store (a numerator over 255, a denominator that is no power of two)."""
+    numerator, denominator = (int(part) for part in text.split("/"))
+    if not 0 < numerator <= 255 or denominator <= 0 or denominator & (denominator - 1):
+        return None
+    return _meta(0x58, bytes([numerator, denominator.bit_length() - 1, 24, 8]))
+
+
+def midi_bytes(chorale: Chorale) -> bytes:
+    """A standard MIDI file of the melody as :func:`chorale_stream` writes it: the same bars and time signatures,
+    tied notes as one note, rests as time, fermatas not held longer (as music21 plays them)."""
+    from music21 import key
+
+    tonic = lily_to_music21(chorale.key_tonic).name
+    sharps = key.Key(tonic, chorale.mode).sharps
+    conductor = [(0, _meta(0x51, MIDI_TEMPO.to_bytes(3, "big"))),
+                 (0, _meta(0x59, bytes([sharps & 0xFF, 1 if chorale.mode == "minor" else 0])))]
+    notes: list[tuple[int, bytes]] = [(0, _meta(0x03, b"Soprano"))]
+    plan = _bar_plan(chorale)
+    # an empty melody: the signature of chorale_stream's one empty bar
+    signatures = [] if plan else [(0, (chorale.time_signatures or [DEFAULT_SIGNATURE])[0])]
+    numbers: dict[str, int] = {}  # MIDI note numbers by pitch name
+    elapsed, tick = Fraction(0), 0  # whole notes and ticks from the start
+    sounding: tuple[str, bool] | None = None  # the pitch name of the note being played, and whether it is tied on
+    for bar in plan:
+        if bar.signature is not None:
+            signatures.append((tick, bar.signature))
+        for event in bar.content:
+            if sounding is not None and sounding[1] and event.kind == "note" and event.pitch == sounding[0]:
+                sounding = (event.pitch, event.tie)  # tied on: the note goes on sounding
+            else:
+                if sounding is not None:
+                    notes.append((tick, bytes([0x80 | MIDI_CHANNEL, numbers[sounding[0]], 0])))
+                    sounding = None
+                if event.kind == "note":
+                    if event.pitch not in numbers:
+                        numbers[event.pitch] = lily_to_music21(event.pitch).midi
+                    sounding = (event.pitch, event.tie)
+                    notes.append((tick, bytes([0x90 | MIDI_CHANNEL, numbers[event.pitch], MIDI_VELOCITY])))
+            elapsed += event.duration
+            tick = _ticks(elapsed)
+    if sounding is not None:
+        notes.append((tick, bytes([0x80 | MIDI_CHANNEL, numbers[sounding[0]], 0])))
+    conductor += [(at, event) for at, text in signatures if (event := _time_signature(text)) is not None]
+    header = b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big") + (2).to_bytes(2, "big") + \
+        MIDI_TICKS.to_bytes(2, "big")
+    return header + _track(conductor, tick) + _track(notes, tick)
+
+
+def _write_midi(chorale: Chorale, out: Path) -> None:
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(midi_bytes(chorale))
 
 
 @dataclass(frozen=True)
@@ -351,7 +493,7 @@ def write_sample_files(tokens: list[str], out_stem: Path, title: str, *, number:
     write_text(paths["txt"], " ".join(words) + "\n")
     score = chorale_stream(chorale, title)
     _write_musicxml(score, paths["musicxml"])
-    _write_midi(score, paths["midi"])
+    _write_midi(chorale, paths["midi"])
     if not chorale.events:
         problems.append("no notes, rests or bars")
     # LilyPond makes no image of an empty score: an empty melody is engraved as one bar of rest
