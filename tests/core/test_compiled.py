@@ -228,3 +228,41 @@ def test_nats_are_the_summed_cross_entropy(kind, activation, loss):
     expected = [float(torch.nn.functional.cross_entropy(outputs[m].reshape(-1, ALPHABET), target[m].reshape(-1),
                                                        ignore_index=PAD, reduction="sum")) for m in range(3)]
     np.testing.assert_allclose(nats, expected, rtol=1e-12, atol=1e-12)
+
+
+def raw_kernel_outputs(kernel, kind, activation, loss, model, symbols, targets, active):
+    params = weights(model)
+    grads = [np.full_like(p, np.nan) for p in params]
+    losses, nats = (np.full(symbols.shape[0], np.nan, dtype=params[0].dtype) for _ in range(2))
+    kernel(compiled.KIND_CODES[kind], compiled.ACTIVATION_CODES[activation], compiled.LOSS_CODES[loss], *params,
+           symbols, targets, *grads, losses, active, nats, True)
+    return [losses, nats, *grads]
+
+
+@pytest.mark.parametrize("hidden", [HIDDEN, compiled.ROWS_FROM])
+@pytest.mark.parametrize("loss", list(LOSSES))
+@pytest.mark.parametrize(("kind", "activation"), CASES, ids=IDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_wide_layers_kernel_gives_the_same_bits(kind, activation, loss, dtype, hidden):
+    """The backward of wide layers (rows of the transposed weights) sums every entry in the order of the dot
+    products of the narrow one: the same bits, whatever the size (and a stopped member is skipped as there)."""
+    model = build(kind, activation, "normal", dtype, hidden=hidden)
+    symbols, targets = batch(LENGTHS)
+    active = np.array([True, True, False])
+    narrow = raw_kernel_outputs(compiled._loss_and_grads, kind, activation, loss, model, symbols, targets, active)
+    wide = raw_kernel_outputs(compiled._loss_and_grads_rows, kind, activation, loss, model, symbols, targets, active)
+    for a, b in zip(narrow, wide, strict=True):
+        assert np.isfinite(a).all() and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+@pytest.mark.parametrize(("kind", "activation"), CASES, ids=IDS)
+def test_wide_layers_match_autograd(kind, activation, loss):
+    """:func:`compiled.loss_and_grads` takes the wide layers' kernel from ``ROWS_FROM`` units on."""
+    model = build(kind, activation, "uniform", torch.float64, hidden=compiled.ROWS_FROM)
+    symbols, targets = batch(LENGTHS)
+    losses, grads = compiled_grads(kind, activation, loss, model, symbols, targets)
+    expected_losses, expected_grads = torch_grads(loss, model, symbols, targets)
+    assert_near(losses, expected_losses, 1e-10)
+    for grad, expected in zip(grads, expected_grads, strict=True):
+        assert_near(grad, expected, 1e-10)

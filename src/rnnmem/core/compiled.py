@@ -25,6 +25,8 @@ Backward, from δh = δc = 0 after each string's last valid step, for t = last �
            δa_f = δc ⊙ c_{t-1} ⊙ f(1 − f);  δa_g = δc ⊙ i ⊙ (1 − g²);  δc_{t-1} = δc ⊙ f
   every cell: ∂W[symbols[t]] += δa, ∂b += δa, ∂U += h_{t-1}ᵀ δa (except U_n, above), δh_{t-1} += U δa.
 Steps after a string's last valid target only affect masked outputs, so the loss kernels stop there.
+
+Also here: the Reber loop's parameter updates (SGD, clipped Adam), element for element torch's (end of module).
 """
 
 from __future__ import annotations
@@ -327,6 +329,156 @@ def _loss_and_grads(kind, activation, loss, w_ih, w_hh, bias, w_out, b_out, symb
                                                     g_bias[m, 0], g_out[m], g_bout[m, 0], want_nats)
 
 
+ROWS_FROM = 32
+"""Hidden sizes from which :func:`loss_and_grads` runs the backward's sums U δa and W_out δy as rows of the
+transposed weights (``_loss_and_grads_rows``): out[k] += v[j] wᵀ[j, k] for j, then for k, which vectorises
+over k, where the dot products Σ_j w[k, j] v[j] cannot be vectorised without reassociating them (fastmath).
+Each entry is summed in the same order either way, so both give the same bits; below ~32 units (the Reber
+nets) the transposes and short vector loops cost more than they save, and the narrow code stays as it was."""
+
+
+@_jit
+def _transpose(w, out):
+    for k in range(w.shape[0]):
+        for j in range(w.shape[1]):
+            out[j, k] = w[k, j]
+
+
+@_jit
+def _gru_backward_rows(w_hh_t, g_hh, h_prev, gates, dh, dh_prev, da, acc):
+    """:func:`_gru_backward` with U_n δa_n as rows of U_nᵀ."""
+    one = _scalar(dh, 1.0)
+    H = dh.shape[0]
+    for j in range(H):
+        z, n = gates[j], gates[2 * H + j]
+        da[j] = dh[j] * (h_prev[j] - n) * ((one - z) * z)
+        da[2 * H + j] = dh[j] * (one - z) * (one - n * n)
+        dh_prev[j] = dh[j] * z
+    _matvec(da[2 * H:], w_hh_t[2 * H:], 0, H, acc)
+    for k in range(H):
+        r = gates[H + k]
+        rh = r * h_prev[k]
+        for j in range(H):
+            g_hh[k, 2 * H + j] += rh * da[2 * H + j]
+        dh_prev[k] += acc[k] * r
+        da[H + k] = acc[k] * h_prev[k] * ((one - r) * r)
+
+
+@_jit
+def _accumulate_rows(w_hh_t, g_ih, g_hh, g_bias, s, h_prev, da, dh_prev, columns, acc):
+    """:func:`_accumulate` with U δa as rows of Uᵀ."""
+    for j in range(da.shape[0]):
+        if s >= 0:
+            g_ih[s, j] += da[j]
+        g_bias[j] += da[j]
+    for k in range(h_prev.shape[0]):
+        hk = h_prev[k]
+        for j in range(columns):
+            g_hh[k, j] += hk * da[j]
+    _matvec(da[:columns], w_hh_t[:columns], 0, h_prev.shape[0], acc)
+    for k in range(h_prev.shape[0]):
+        dh_prev[k] += acc[k]
+
+
+@_jit
+def _member_loss_and_grads_rows(kind, activation, loss, w_ih, w_hh, bias, w_out, b_out, symbols, targets,
+                                g_ih, g_hh, g_bias, g_out, g_bout, want_nats, h, c, gates, dy, vectors, w_hh_t,
+                                w_out_t):
+    """:func:`_member_loss_and_grads` for wide layers (see :data:`ROWS_FROM`). ``h``, ``c`` (T+1, H), ``gates``
+    (T, G*H), ``dy`` (T, O), ``vectors`` (7, max(G*H, O)), ``w_hh_t`` (G*H, H), ``w_out_t`` (O, H): scratch that
+    the members share (each entry read is written first; rows 0 of ``h``, ``c`` stay 0)."""
+    batch, steps = symbols.shape
+    hidden, outs, width = w_hh.shape[0], w_out.shape[1], w_hh.shape[1]
+    g_ih[:] = 0
+    g_hh[:] = 0
+    g_bias[:] = 0
+    g_out[:] = 0
+    g_bout[:] = 0
+    dh, dc, dh_prev, dc_prev = vectors[0, :hidden], vectors[1, :hidden], vectors[2, :hidden], vectors[3, :hidden]
+    acc, da, y = vectors[4, :hidden], vectors[5, :width], vectors[6, :outs]
+    _transpose(w_hh, w_hh_t)
+    _transpose(w_out, w_out_t)
+    count = 0
+    for b in range(batch):
+        for t in range(steps):
+            if targets[b, t] >= 0:
+                count += 1
+    divisor = _scalar(y, batch if loss == 0 else max(count, 1))
+    scale = _scalar(y, 1.0) / divisor
+    total = _scalar(y, 0.0)
+    nats = _scalar(y, 0.0)
+    for b in range(batch):
+        last = 0
+        for t in range(steps):
+            if targets[b, t] >= 0:
+                last = t + 1
+        for t in range(last):
+            _cell_forward(kind, activation, w_ih, w_hh, bias, symbols[b, t], h[t], c[t], h[t + 1], c[t + 1],
+                          gates[t])
+            if targets[b, t] >= 0:
+                _readout(w_out, b_out, h[t + 1], y)
+                total += _output_grad(loss, y, targets[b, t], scale, dy[t])
+                if want_nats and loss == 0:
+                    nats += _nats(y, targets[b, t])
+            else:
+                dy[t] = 0
+        dh[:] = 0
+        dc[:] = 0
+        for t in range(last - 1, -1, -1):
+            s = symbols[b, t]
+            _matvec(dy[t], w_out_t, 0, hidden, acc)  # W_out δy
+            for k in range(hidden):
+                dh[k] += acc[k]
+                hk = h[t + 1, k]
+                for o in range(outs):
+                    g_out[k, o] += hk * dy[t, o]
+            for o in range(outs):
+                g_bout[o] += dy[t, o]
+            if kind == 0:
+                dh_prev[:] = 0
+                _vanilla_backward(activation, gates[t], dh, da)
+                _accumulate_rows(w_hh_t, g_ih, g_hh, g_bias, s, h[t], da, dh_prev, width, acc)
+            elif kind == 1:
+                _gru_backward_rows(w_hh_t, g_hh, h[t], gates[t], dh, dh_prev, da, acc)
+                _accumulate_rows(w_hh_t, g_ih, g_hh, g_bias, s, h[t], da, dh_prev, 2 * hidden, acc)
+            else:
+                dh_prev[:] = 0
+                _lstm_backward(gates[t], c[t], c[t + 1], dh, dc, dc_prev, da)
+                _accumulate_rows(w_hh_t, g_ih, g_hh, g_bias, s, h[t], da, dh_prev, width, acc)
+                dc[:] = dc_prev
+            dh[:] = dh_prev
+    return total / divisor, (total if loss == 1 else nats)
+
+
+@_jit
+def _loss_and_grads_rows(kind, activation, loss, w_ih, w_hh, bias, w_out, b_out, symbols, targets,
+                         g_ih, g_hh, g_bias, g_out, g_bout, losses, active, nats, want_nats):
+    steps = symbols.shape[2]
+    hidden, width, outs = w_hh.shape[1], w_hh.shape[2], w_out.shape[2]
+    dtype = w_ih.dtype
+    h = np.zeros((steps + 1, hidden), dtype)
+    c = np.zeros((steps + 1, hidden), dtype)
+    gates = np.zeros((steps, width), dtype)
+    dy = np.zeros((steps, outs), dtype)
+    vectors = np.zeros((7, max(width, outs)), dtype)
+    w_hh_t = np.empty((width, hidden), dtype)
+    w_out_t = np.empty((outs, hidden), dtype)
+    for m in range(symbols.shape[0]):
+        if not active[m]:
+            g_ih[m] = 0
+            g_hh[m] = 0
+            g_bias[m] = 0
+            g_out[m] = 0
+            g_bout[m] = 0
+            losses[m] = 0
+            nats[m] = 0
+            continue
+        losses[m], nats[m] = _member_loss_and_grads_rows(
+            kind, activation, loss, w_ih[m], w_hh[m], bias[m, 0], w_out[m], b_out[m, 0], symbols[m], targets[m],
+            g_ih[m], g_hh[m], g_bias[m, 0], g_out[m], g_bout[m, 0], want_nats, h, c, gates, dy, vectors, w_hh_t,
+            w_out_t)
+
+
 @_jit
 def _member_outputs(kind, activation, w_ih, w_hh, bias, w_out, b_out, symbols, outputs):
     batch, steps = symbols.shape
@@ -415,8 +567,9 @@ def loss_and_grads(
     want_nats = nats is not None
     if nats is None:
         nats = np.zeros_like(losses)
-    _loss_and_grads(kind, activation, loss, w_ih, w_hh, bias, w_out, b_out, symbols, targets,
-                    g_ih, g_hh, g_bias, g_out, g_bout, losses, active, nats, want_nats)
+    kernel = _loss_and_grads_rows if w_hh.shape[1] >= ROWS_FROM else _loss_and_grads  # the same bits either way
+    kernel(kind, activation, loss, w_ih, w_hh, bias, w_out, b_out, symbols, targets,
+           g_ih, g_hh, g_bias, g_out, g_bout, losses, active, nats, want_nats)
 
 
 def forward_outputs(
@@ -440,3 +593,112 @@ def all_correct(
     if active is None:
         active = np.ones(symbols.shape[0], dtype=np.bool_)
     _all_correct(kind, activation, w_ih, w_hh, bias, w_out, b_out, symbols, legal, lengths, out, active)
+
+
+# Parameter updates of the Reber training loop (rnnmem.reber.training), member by member on (M, n) views of the
+# five weights. Why: torch spends ~10 µs per elementwise op on these tiny tensors (Adam is ~20 ops a step), several
+# times the forward and backward. Each element gets exactly torch's operations, in torch's order and dtype (its
+# CPU kernels: ``self + value * t1 / t2`` etc.), so the weights are bit for bit those of torch's loop.
+
+
+@_jit
+def _sgd_member_rows(p, g, rate):
+    for m in range(p.shape[0]):
+        r = rate[m]
+        for i in range(p.shape[1]):
+            p[m, i] -= g[m, i] * r
+
+
+@_jit
+def _sgd_step(p0, p1, p2, p3, p4, g0, g1, g2, g3, g4, rate):
+    _sgd_member_rows(p0, g0, rate)
+    _sgd_member_rows(p1, g1, rate)
+    _sgd_member_rows(p2, g2, rate)
+    _sgd_member_rows(p3, g3, rate)
+    _sgd_member_rows(p4, g4, rate)
+
+
+@_jit
+def _adam_moments(g, exp_avg, exp_avg_sq, scale, active, weight1, beta2, weight2):
+    """Clip (``p.grad.mul_(scale)``), then ``exp_avg.lerp_(grad, 1 − β1)`` and
+    ``exp_avg_sq.mul_(β2).addcmul_(grad, grad, value=1 − β2)``, for the active members."""
+    one, half = _scalar(g, 1.0), _scalar(g, 0.5)
+    small = abs(weight1) < half  # torch's lerp: two formulas, by the weight
+    for m in range(g.shape[0]):
+        if not active[m]:
+            continue
+        factor = scale[m]
+        for i in range(g.shape[1]):
+            grad = g[m, i] * factor
+            g[m, i] = grad
+            avg = exp_avg[m, i]
+            exp_avg[m, i] = avg + weight1 * (grad - avg) if small else grad - (grad - avg) * (one - weight1)
+            sq = exp_avg_sq[m, i] * beta2
+            exp_avg_sq[m, i] = sq + weight2 * grad * grad
+
+
+@_jit
+def _adam_update(p, exp_avg, root, active, bias_correction2_sqrt, eps, neg_step_size):
+    """``p.addcdiv_(exp_avg, (√exp_avg_sq / bias_correction2_sqrt).add_(eps), value=−step_size)`` for the active
+    members (the loop's ``torch.where`` keeps a stopped member's weights); ``root`` = torch's √exp_avg_sq."""
+    for m in range(p.shape[0]):
+        if not active[m]:
+            continue
+        for i in range(p.shape[1]):
+            denom = root[m, i] / bias_correction2_sqrt + eps
+            p[m, i] = p[m, i] + neg_step_size * exp_avg[m, i] / denom
+
+
+@_jit
+def _adam_moments_all(g0, g1, g2, g3, g4, a0, a1, a2, a3, a4, s0, s1, s2, s3, s4, scale, active, weight1, beta2,
+                      weight2):
+    _adam_moments(g0, a0, s0, scale, active, weight1, beta2, weight2)
+    _adam_moments(g1, a1, s1, scale, active, weight1, beta2, weight2)
+    _adam_moments(g2, a2, s2, scale, active, weight1, beta2, weight2)
+    _adam_moments(g3, a3, s3, scale, active, weight1, beta2, weight2)
+    _adam_moments(g4, a4, s4, scale, active, weight1, beta2, weight2)
+
+
+@_jit
+def _adam_update_all(p0, p1, p2, p3, p4, a0, a1, a2, a3, a4, r0, r1, r2, r3, r4, active, bias_correction2_sqrt,
+                     eps, neg_step_size):
+    _adam_update(p0, a0, r0, active, bias_correction2_sqrt, eps, neg_step_size)
+    _adam_update(p1, a1, r1, active, bias_correction2_sqrt, eps, neg_step_size)
+    _adam_update(p2, a2, r2, active, bias_correction2_sqrt, eps, neg_step_size)
+    _adam_update(p3, a3, r3, active, bias_correction2_sqrt, eps, neg_step_size)
+    _adam_update(p4, a4, r4, active, bias_correction2_sqrt, eps, neg_step_size)
+
+
+def sgd_step(params: list[np.ndarray], grads: list[np.ndarray], rate: np.ndarray) -> None:
+    """``p -= g * rate[m]`` for each member m of the five (M, n) weights, in place: torch's
+    ``p.sub_(p.grad * rate.reshape(-1, 1, ...))``, bit for bit (so with rate 0 a member keeps its weights)."""
+    _sgd_step(*params, *grads, rate)
+
+
+def adam_moments(grads: list[np.ndarray], exp_avgs: list[np.ndarray], exp_avg_sqs: list[np.ndarray],
+                 scale: np.ndarray, active: np.ndarray, betas: tuple[float, float] = (0.9, 0.999)) -> None:
+    """The first half of a ``torch.optim.Adam`` step (its single-tensor CPU path) on the five (M, n) gradients, in
+    place, for the members with ``active[m]`` True: the gradient scaled by ``scale[m]`` (``clip_member_grads_``),
+    then both moments updated. Then torch's √ of ``exp_avg_sqs`` goes to :func:`adam_update`: its float32 sqrt is
+    MKL's (within an ulp, not correctly rounded), which only torch reproduces.
+
+    A stopped member never moves again, so its moments are left as they are: torch would keep decaying them
+    (into subnormals, ~100× slower to compute) for nothing."""
+    beta1, beta2 = betas
+    cast = grads[0].dtype.type  # a Python scalar rounded to the tensor's dtype, as torch's kernels round it
+    _adam_moments_all(*grads, *exp_avgs, *exp_avg_sqs, scale, active, cast(1 - beta1), cast(beta2), cast(1 - beta2))
+
+
+def adam_update(params: list[np.ndarray], exp_avgs: list[np.ndarray], roots: list[np.ndarray], active: np.ndarray,
+                step: int, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    """The second half of the Adam step (``step`` counts from 1), ``roots`` = torch's √exp_avg_sq: the weights of
+    the members with ``active[m]`` True move; the others keep theirs (the loop's ``torch.where``). The scalars are
+    computed in Python floats exactly as ``_single_tensor_adam`` computes them."""
+    beta1, beta2 = betas
+    step_f = float(step)  # torch's step is a float tensor, read back with .item()
+    bias_correction1 = 1 - beta1**step_f
+    bias_correction2 = 1 - beta2**step_f
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2**0.5
+    cast = params[0].dtype.type
+    _adam_update_all(*params, *exp_avgs, *roots, active, cast(bias_correction2_sqrt), cast(eps), cast(-step_size))
