@@ -147,3 +147,14 @@ def test_help_imports_no_torch() -> None:
             "print(sorted(m for m in ('torch', 'music21', 'pandas') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_training_and_scoring_jobs_import_no_music21_matplotlib_or_compiler() -> None:
+    """Start-up of the most frequent jobs: music21 (0.4 s), matplotlib (0.5 s) and torch's compiler (1.2 s, pulled
+    in by torch.use_deterministic_algorithms) are imported only by the jobs that use them."""
+    code = ("import sys\nfrom rnnmem.cli import BY_NAME, job_function\n"
+            "from rnnmem.core.runtime import configure_torch\nconfigure_torch(1)\n"
+            "for name in ('lm-train', 'lm-score', 'reber-train', 'dlk'):\n    job_function(BY_NAME[name])\n"
+            "print(sorted(m for m in ('music21', 'matplotlib', 'torch._inductor') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

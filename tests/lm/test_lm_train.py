@@ -443,3 +443,19 @@ def test_compiled_seed_steps_follow_autograd(tmp_path, kind):
     np.testing.assert_allclose(fast_curve[columns], ref_curve[columns], rtol=1e-5)
     assert fast_curve.attrs["stop_reason"] == ref_curve.attrs["stop_reason"]
     assert list(fast_curve["steps"]) == list(ref_curve["steps"])
+
+
+@pytest.mark.parametrize("kind", ["vanilla", "gru", "lstm"])
+def test_compiled_modern_recurrence_follows_autograd(tmp_path, kind):
+    """The modern regime with its recurrence by the compiled kernels ends where torch's recurrence does: same curve
+    up to float32 rounding, same weights to ~1e-5, same stop (dropout draws the same masks on both paths)."""
+    data = _tiny_data()
+    runs = {c: train_lm(data, kind, 7, lm_settings("modern", 3), 3, tmp_path / f"{c}.pt", CPU, compiled=c)
+            for c in (False, True)}
+    (reference, ref_curve), (fast, fast_curve) = runs[False], runs[True]
+    assert fast.compiled and not reference.compiled
+    for (name, expected), (_, actual) in zip(reference.named_parameters(), fast.named_parameters(), strict=True):
+        torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5, msg=name)
+    columns = ["train_nll", "valid_nll", "train_squared_error", "valid_squared_error", "lr"]
+    np.testing.assert_allclose(fast_curve[columns], ref_curve[columns], rtol=1e-5)
+    assert fast_curve.attrs["stop_reason"] == ref_curve.attrs["stop_reason"]

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
-from typing import Any
-
-from music21 import interval, pitch
+from typing import TYPE_CHECKING, Any
 
 from rnnmem.core.errors import RnnmemError
+
+# music21 takes ~0.4 s to import: it loads in the functions that spell pitches, so the jobs that only need this
+# module's types and markers (training, scoring) start without it.
+if TYPE_CHECKING:
+    from music21 import interval, pitch
 
 NOTE_NAMES = "cdefgab"
 MODES = ("major", "minor", "dorian", "phrygian", "lydian", "mixolydian", "aeolian", "ionian", "locrian")
@@ -101,6 +104,8 @@ def check_source_options(repeats: str, on_bad_file: str | None = None) -> None:
 
 def lily_to_music21(name: str) -> pitch.Pitch:
     """``fis'`` -> F#4 (LilyPond's c' is middle C, C4)."""
+    from music21 import pitch
+
     base = name.rstrip("',")
     octave = 3 + name.count("'") - name.count(",")
     step, accidental = base[0], base[1:]
@@ -120,11 +125,15 @@ def music21_to_lily(p: pitch.Pitch) -> str:
 
 def tonic_name(p: pitch.Pitch) -> str:
     """LilyPond name of a pitch class, e.g. B-flat -> ``bes``."""
+    from music21 import pitch
+
     return music21_to_lily(pitch.Pitch(p.name + "3"))
 
 
 def interval_to_c(tonic: str) -> interval.Interval:
     """LilyPond's ``\\transpose <tonic> c``: the tonic moves down to the c at or below it."""
+    from music21 import interval, pitch
+
     start = lily_to_music21(tonic)  # octave 3, like the c of \\transpose
     return interval.Interval(start, pitch.Pitch("C3"))
 

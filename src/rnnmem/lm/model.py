@@ -10,6 +10,10 @@ trained against one-hot targets (seed regime).
 
 Parameters follow the report's convention (one bias per gate, :func:`rnnmem.core.sizes.parameter_count`); the fused
 LSTM/RNN's second bias is zero and frozen, so :func:`lm_parameter_count` equals the trainable count.
+
+``compiled`` (off by default; training turns it on for the modern regime on the CPU): :meth:`hidden_states` and
+:meth:`forward` given the sequences' ``lengths`` run the recurrence by the compiled kernels of
+:mod:`rnnmem.core.compiled_autograd` (the same function; states past a sequence's length are zero there).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnmem.core.cells import INITS, EnsembleRecurrence, fused_recurrence
+from rnnmem.core.compiled_autograd import compiled_hidden_states
 from rnnmem.core.sizes import matched_hidden, parameter_count
 
 # The recurrent state between calls, torch's layout: (1, B, H), or (h, c) for the LSTM.
@@ -94,6 +99,7 @@ class TokenLM(nn.Module):
         bound = 1.0 / math.sqrt(hidden)
         _fill(self.readout.weight, init, bound, generators[1])
         _fill(self.readout.bias, init, bound, generators[1])
+        self.compiled = False
 
     @property
     def is_fused(self) -> bool:
@@ -126,12 +132,42 @@ class TokenLM(nn.Module):
             outputs.append(state[0] if isinstance(state, tuple) else state)
         return torch.stack(outputs, dim=2)[0], state
 
-    def hidden_states(self, inputs: Tensor) -> Tensor:
-        """h_t of every step, (B, T, H), with h_{-1} = 0 (and c_{-1} = 0)."""
+    def hidden_states(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """h_t of every step, (B, T, H), with h_{-1} = 0 (and c_{-1} = 0). ``lengths`` (B,): the steps of each
+        sequence (the rest is padding), which lets a ``compiled`` model on the CPU skip the padding."""
+        if lengths is not None and self.compiled and inputs.device.type == "cpu":
+            return self._compiled_hidden_states(inputs, lengths)
         return self.run(inputs)[0]
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        return self.readout(self.dropout(self.hidden_states(inputs)))
+    def _compiled_hidden_states(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        x = self.embedding(inputs) if self.embedding is not None else None
+        if self.cell is not None:
+            cell = self.cell
+            kind, activation, w_hh = cell.kind, cell.activation, cell.weight_hh[0]
+            if x is None:
+                projected = cell.weight_ih[0][inputs] + cell.bias[0]
+            else:
+                projected = cell.project(x.reshape(1, -1, x.shape[-1]))
+        else:  # torch's fused LSTM or tanh RNN: (out, in) matrices, a second bias that is zero and frozen
+            fused = self.fused
+            assert fused is not None
+            kind, activation = ("lstm", "logistic") if isinstance(fused, nn.LSTM) else ("vanilla", "tanh")
+            w_hh = fused.weight_hh_l0.T
+            bias = fused.bias_ih_l0 + fused.bias_hh_l0
+            if x is None:
+                projected = fused.weight_ih_l0.T[inputs] + bias
+            else:
+                projected = torch.addmm(bias, x.reshape(-1, x.shape[-1]), fused.weight_ih_l0.T)
+        projected = projected.reshape(*inputs.shape, -1)
+        return compiled_hidden_states(projected, w_hh, lengths, kind, activation)
+
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.readout(self.dropout(self.hidden_states(inputs, lengths)))
+
+    def outputs_at(self, inputs: Tensor, lengths: Tensor, steps: Tensor) -> Tensor:
+        """Outputs (N, V) of the N steps where ``steps`` (B, T) is True, in row-major order: a batch's padded steps
+        (about 45 % of a batch of 16 chorales) cost no dropout and no read-out."""
+        return self.readout(self.dropout(self.hidden_states(inputs, lengths)[steps]))
 
     def continue_logits(self, inputs: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """Outputs (B, T, V) of ``inputs`` read from ``state`` (see :meth:`run`), and the state after them."""

@@ -77,6 +77,10 @@ from rnnmem.lm.model import TokenLM
 from rnnmem.lm.settings import ModernSettings, RegimeSettings, SeedSettings, identity_settings
 
 CHECKPOINT_FORMAT = 2  # 2: the vocabulary's tokens are stored; files written byte-deterministically
+# Part of a run's identity, raised whenever the training arithmetic changes, so that a checkpoint written by older
+# code is never resumed into, nor returned as, this code's result. 2: the modern regime's recurrence compiled on
+# the CPU, read-out and dropout at the predicted steps only.
+TRAINING_ARITHMETIC = 2
 CHECKPOINT_SUFFIX = ".ckpt"
 
 TIMING_KEYS = ("seconds", "train_seconds", "compute_seconds")  # wall-clock times: in checkpoints, not model files
@@ -146,11 +150,11 @@ def _digest(value: Any) -> str:
 
 def _identity(data: TokenData, kind: str, hidden: int, settings: RegimeSettings, seed: int) -> str:
     """What a checkpoint must match to be resumed (JSON): the run's definition, digests of its vocabulary and of
-    its training and validation ids, and the checkpoint format."""
+    its training and validation ids, the checkpoint format and the version of the training arithmetic."""
     return json.dumps({"kind": kind, "hidden": hidden, "regime": settings.regime,
                        "settings": identity_settings(settings), "seed": seed,
                        "vocab": _digest(data.vocab), "data": _digest([data.ids["train"], data.ids["valid"]]),
-                       "format": CHECKPOINT_FORMAT}, sort_keys=True)
+                       "format": CHECKPOINT_FORMAT, "arithmetic": TRAINING_ARITHMETIC}, sort_keys=True)
 
 
 def checkpoint_path(checkpoint_dir: str | Path, data: TokenData, kind: str, hidden: int, settings: RegimeSettings,
@@ -272,24 +276,20 @@ def _curve_frame(rows: list[dict[str, Any]], loop: dict[str, Any]) -> pd.DataFra
     return frame
 
 
-def _losses(outputs: Tensor, targets: Tensor, regime: str) -> tuple[Tensor, Tensor, Tensor, int]:
-    """(loss to minimise, total nats, summed squared error over the batch, predicted tokens)."""
-    valid = targets != PAD_TARGET
-    flat_outputs, flat_targets = outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1)
-    count = int(valid.sum())
-
-    def squared(prediction: Tensor) -> Tensor:
-        onehot = nn.functional.one_hot(targets.clamp(min=0), outputs.shape[-1]).to(outputs.dtype)
-        return (((prediction - onehot) ** 2).sum(-1) * valid).sum()
-
+def _losses(outputs: Tensor, targets: Tensor, regime: str, sequences: int) -> tuple[Tensor, Tensor, Tensor, int]:
+    """(loss to minimise, total nats, summed squared error over the batch, predicted tokens) of the outputs (N, V)
+    at the batch's N predicted steps and their targets (N,); ``sequences``: the chorales in the batch."""
+    count = int(targets.shape[0])
     if regime == "seed":
-        sq = squared(outputs)  # Σ over the batch's chorales of their summed squared error (one chorale per step)
+        onehot = nn.functional.one_hot(targets, outputs.shape[-1]).to(outputs.dtype)
+        sq = ((outputs - onehot) ** 2).sum()  # Σ over the batch's chorales of their summed squared error
         with torch.no_grad():
-            nats = nn.functional.cross_entropy(flat_outputs, flat_targets, ignore_index=PAD_TARGET, reduction="sum")
-        return sq / targets.shape[0], nats, sq.detach(), count
-    nats = nn.functional.cross_entropy(flat_outputs, flat_targets, ignore_index=PAD_TARGET, reduction="sum")
-    with torch.no_grad():
-        sq = squared(torch.softmax(outputs, dim=-1))
+            nats = nn.functional.cross_entropy(outputs, targets, reduction="sum")
+        return sq / sequences, nats, sq.detach(), count
+    nats = nn.functional.cross_entropy(outputs, targets, reduction="sum")
+    with torch.no_grad():  # Σ_v (p_v − [v = target])² = Σ_v p_v² − 2 p_target + 1, without a one-hot tensor
+        p = torch.softmax(outputs, dim=-1)
+        sq = (p.square().sum(-1) - 2 * p.gather(-1, targets[:, None])[:, 0] + 1).sum()
     return nats / max(count, 1), nats.detach(), sq, count
 
 
@@ -362,6 +362,13 @@ def compiled_seed_step_available(model: TokenLM, settings: RegimeSettings, devic
             and model.readout.weight.dtype in (torch.float32, torch.float64))
 
 
+def compiled_recurrence_available(model: TokenLM, settings: RegimeSettings, device: torch.device) -> bool:
+    """Whether the modern regime's recurrence can run by the compiled kernels (``TokenLM.compiled``): CPU,
+    float32/64; input projection, dropout, read-out, loss and Adam stay torch's."""
+    return (isinstance(settings, ModernSettings) and device.type == "cpu"
+            and model.readout.weight.dtype in (torch.float32, torch.float64))
+
+
 @dataclass
 class _Run:
     """What one training run changes as it goes, and where it is saved: one checkpoint holds all of it."""
@@ -422,9 +429,12 @@ def _start_run(data: TokenData, kind: str, hidden: int, settings: RegimeSettings
                _Loop(lr=settings.lr, sums=_fresh_sums()), _identity(data, kind, hidden, settings, seed),
                checkpoint, device, data)
     if compiled is None:
-        compiled = compiled_seed_step_available(model, settings, device)
-    if compiled:
+        compiled = (compiled_seed_step_available(model, settings, device)
+                    or compiled_recurrence_available(model, settings, device))
+    if compiled and isinstance(settings, SeedSettings):
         run.compiled = _CompiledSeedStep(model)
+    elif compiled:
+        model.compiled = True
     max_epochs = settings.max_epochs
     payload = load_checkpoint(checkpoint) if checkpoint.exists() else None
     if payload is not None and payload["identity"] != run.identity:
@@ -451,13 +461,14 @@ def _train_step(run: _Run, batch: list[list[int]], settings: RegimeSettings, syn
         compute_started = time.perf_counter()
         loss, nats, sq, count = run.compiled(batch[0])
     else:
-        inputs, targets, _ = pad_batch(batch, PAD_ID)
+        inputs, targets, lengths = pad_batch(batch, PAD_ID)
         inputs, targets = inputs.to(run.device), targets.to(run.device)
         for p in params:
             p.grad = None
         compute_started = time.perf_counter()
-        outputs = run.model(inputs)
-        loss, nats, sq, count = _losses(outputs, targets, settings.regime)
+        predicted = targets != PAD_TARGET
+        outputs = run.model.outputs_at(inputs, lengths, predicted)
+        loss, nats, sq, count = _losses(outputs, targets[predicted], settings.regime, len(batch))
         loss.backward()
         sync()
     compute = time.perf_counter() - compute_started
@@ -511,8 +522,8 @@ def train_lm(
     checkpoint after that many optimizer steps (counted from the run's start) and raises TrainingStopped.
     Returns the model (on ``device``) and the learning curve; ``curve.attrs`` holds ``stop_reason``
     (converged, diverged, early_stopping, max_epochs), ``best_epoch``, ``best_valid_nll`` and ``steps``.
-    ``compiled``: the seed regime's steps by the compiled kernels (True), by autograd (False), or the kernels
-    where they apply (None: seed regime, CPU, the report's cells); the two agree to float32 rounding.
+    ``compiled``: the compiled kernels (True: the seed regime's whole step, the modern regime's recurrence), autograd
+    only (False), or the kernels where they apply (None: CPU, float32/64); the two agree to float32 rounding.
     """
     device = torch.device(device) if device is not None else pick_device()
     if (checkpoint is None) == (checkpoint_dir is None):

@@ -1,7 +1,8 @@
 """What the Reber-branch rules run (report §1.3, §2.1): train the ensembles, tabulate them, draw figures 7, 8, 10, 11.
 
 Every function here takes plain paths and a parameter dict (the rule's JSON ``--params``), so it can be called from
-the CLI, a test or a notebook alike. The memory branch's jobs are in :mod:`rnnmem.memory.jobs`.
+the CLI, a test or a notebook alike. The memory branch's jobs are in :mod:`rnnmem.memory.jobs`. matplotlib is
+imported by the figure jobs only.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from rnnmem.core.errors import InputFileError
 from rnnmem.core.progress import summary
 from rnnmem.core.runtime import pick_device
 from rnnmem.core.tables import read_table
-from rnnmem.reber import figures
 from rnnmem.reber.ensembles import load_ensemble, save_ensemble, untrained_ensemble
 from rnnmem.reber.experiment_spec import Experiment
 from rnnmem.reber.experiments import member_strings, run_experiment, summarize
@@ -78,6 +78,8 @@ def reber_tables(run_tables: list[Path], success_path: Path, summary_path: Path,
 
 
 def _showcase(model_path: Path, spec_path: Path, table_path: Path) -> tuple[Any, dict, int, str]:
+    from rnnmem.reber import figures
+
     model, spec = load_ensemble(model_path, spec_path)
     table = read_table(table_path, ["seed", "solved", "legal_acc_test"])
     if len(table) != len(spec["seeds"]):
@@ -92,6 +94,8 @@ def _showcase(model_path: Path, spec_path: Path, table_path: Path) -> tuple[Any,
 
 def reber_figure(figure: str, model_path: Path, spec_path: Path, table_path: Path, out: Path) -> None:
     """One of the report's figures 7, 8, 10, 11 from a trained ensemble's showcase member."""
+    from rnnmem.reber import figures  # matplotlib: only the figure jobs load it
+
     model, spec, member, label = _showcase(model_path, spec_path, table_path)
     probabilities = spec["regime"] == "modern"
     seed = spec["seeds"][member]
