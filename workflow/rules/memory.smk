@@ -70,7 +70,9 @@ rule dlk:
         k=r"\d+",
     conda:
         "../../envs/rnnmem.yaml"
-    threads: 2
+    # One thread: two parts side by side use a 2-core machine fully (the draws' pool reaches ~1.5 threads); D and
+    # its table do not depend on the count, so a cluster may give more (--set-threads dlk=8).
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=30,

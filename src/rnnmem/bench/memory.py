@@ -19,7 +19,7 @@ from rnnmem.memory.dlk import dlk_table
 
 PAPER_K = (1, 2, 5, 10, 15, 20, 25, 30, 40, 50)
 PAPER_DRAWS, PAPER_L = 2000, 2000
-DLK_JOB_THREADS = 2  # the ``threads`` of the ``dlk`` rule (workflow/rules/memory.smk): what each pipeline job gets
+DLK_JOB_THREADS = 1  # the ``threads`` of the ``dlk`` rule (workflow/rules/memory.smk): what each pipeline job gets
 
 
 def _gflops(flops: float, seconds: float) -> float:

@@ -325,8 +325,13 @@ def echo_state_fractions(cells: EnsembleRecurrence) -> dict[str, float]:
     ``sv_max_median``: the median of s over draws. For the GRU the theorem does not apply as such; the matrix
     used is the candidate's recurrent matrix U_n (``weight_hh[..., 2k:]``), a diagnostic only.
     """
-    with torch.no_grad():
-        s = torch.linalg.matrix_norm(recurrent_matrix(cells), ord=2).numpy()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the batched SVD rounds differently on more threads: one, whatever the job's count
+    try:
+        with torch.no_grad():
+            s = torch.linalg.matrix_norm(recurrent_matrix(cells), ord=2).numpy()
+    finally:
+        torch.set_num_threads(threads)
     return {
         "sv_max_below_1": float(np.mean(s < 1.0)),
         "sv_max_below_4": float(np.mean(s < 4.0)),
