@@ -373,3 +373,27 @@ def test_compiled_update_is_torchs(regime, dtype) -> None:
             assert torch.equal(q, p)
         else:
             torch.testing.assert_close(q, p, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-7)
+
+
+@pytest.mark.parametrize(("block", "reason"), [({"max_epochs": 2}, "max_epochs"),
+                                               ({"max_epochs": 1000, "tolerance": 1e9}, "converged")])
+def test_a_member_passing_the_check_when_its_epoch_stops_it_is_solved(block, reason) -> None:
+    """An epoch's end that stops a member (converged or max_epochs) at a check step: the check comes first, so a
+    member that passes it is solved, and only the others stop for the epoch's reason."""
+    data = encode(REBER, sample_strings(REBER, 2, 8, seed=3))
+    model = SequencePredictor("vanilla", 7, 3, 7, members=2)
+    regime = reber_regime("seed", **block)
+    model.reset_parameters(regime.init, [0, 1])
+    checked: list[list[bool]] = []
+
+    def check(net: SequencePredictor, active: torch.Tensor) -> torch.Tensor:
+        checked.append(active.tolist())
+        return torch.tensor([True, False])
+
+    # 8 strings per epoch, a check every 16: the first check ends epoch 2, which stops the run either way (the
+    # first epoch cannot converge: its predecessor's error is infinite)
+    result = train(model, data, regime, [0, 1], 64, 16, check)
+    assert checked == [[True, True]]
+    assert result.stop_reason == ["solved", reason]
+    assert result.strings_to_success.tolist() == [16, -1]
+    assert result.strings_presented.tolist() == [16, 16]

@@ -299,6 +299,7 @@ def train(
         step_in_epoch += 1
         bar.update(batch)
 
+        epoch_stops: list[tuple[Tensor, str]] = []
         if step_in_epoch == steps_per_epoch:
             step_in_epoch = 0
             epochs += active.cpu().numpy()
@@ -306,13 +307,13 @@ def train(
             if isinstance(regime, SeedRegime):
                 rose = mean_error > previous_epoch_error
                 lr = torch.where(rose & active, lr / regime.lr_divisor, lr)
-                stop((mean_error - previous_epoch_error).abs() < regime.tolerance, "converged")
-                stop(torch.as_tensor(epochs >= regime.max_epochs, device=device), "max_epochs")
+                epoch_stops = [((mean_error - previous_epoch_error).abs() < regime.tolerance, "converged"),
+                               (torch.as_tensor(epochs >= regime.max_epochs, device=device), "max_epochs")]
             previous_epoch_error = mean_error
             epoch_error = torch.zeros(members, device=device)
             order = np.stack([rng.permutation(count) for rng in rngs])
 
-        if presented % check_every < batch:
+        if presented % check_every < batch:  # before the epoch's stops: a member that passes now is solved
             solved = check(model, active)
             newly = solved & active
             solved_at[newly.cpu().numpy()] = presented
@@ -320,6 +321,8 @@ def train(
             history.append({"strings": presented, "solved": int((solved_at >= 0).sum()),
                             "active": int(active.sum())})
             bar.set_postfix_str(f"solved {int((solved_at >= 0).sum())}/{members}")
+        for mask, reason in epoch_stops:
+            stop(mask, reason)
     bar.close()
     return TrainResult(
         strings_to_success=solved_at,
