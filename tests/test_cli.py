@@ -47,6 +47,10 @@ CASES: dict[str, tuple[str, dict]] = {
     "capacity": (f"--params '{P}' --esn e.csv --gru g.csv --totals t.csv",
                  {"params": {"a": 1}, "esn_out": Path("e.csv"), "gru_out": Path("g.csv"),
                   "totals_out": Path("t.csv")}),
+    "capacity-input-scale": (f"--params '{P}' --table t.csv --figure f.png",
+                             {"params": {"a": 1}, "table_out": Path("t.csv"), "fig": Path("f.png")}),
+    "capacity-linear": (f"--params '{P}' --table t.csv --figure f.png",
+                        {"params": {"a": 1}, "table_out": Path("t.csv"), "fig": Path("f.png")}),
     "capacity-figures": (f"--params '{P}' --esn e.csv --gru g.csv --totals t.csv --dlk d1.csv d2.csv "
                          "--fig16 a.png --mc-gru b.png --mc-total c.png --dlk-vs-mc d.png",
                          {"params": {"a": 1}, "esn": Path("e.csv"), "gru": Path("g.csv"), "totals": Path("t.csv"),

@@ -110,7 +110,13 @@ def test_memory_tables_cover_the_smoke_grid(smoke_run):
     mc = pd.read_csv(smoke_run / "results/memory/mc_esn.csv")
     assert mc["mc"].between(0, 1).all()
     totals = pd.read_csv(smoke_run / "results/memory/mc_totals.csv")
-    assert set(totals["reservoir"]) == {"esn", "gru"}
+    assert set(totals["reservoir"]) == {"esn", "esn_orthogonal", "gru"}
+    scales = pd.read_csv(smoke_run / "results/memory/mc_input_scale.csv")
+    assert sorted(set(scales["input_scale"])) == sorted(memory["capacity"]["input_scales"])
+    assert set(scales["reservoir"]) == {"esn_gaussian", "esn_orthogonal"}
+    linear = pd.read_csv(smoke_run / "results/memory/mc_linear.csv")
+    assert sorted(set(linear["k"])) == sorted(memory["capacity"]["k"])
+    assert (linear["exact_all_lags"] - linear["k"]).abs().max() < 1e-6  # Σ_{l≥0} MC_l = k for linear reservoirs
 
 
 def test_chorale_data_of_the_music21_source(smoke_run):

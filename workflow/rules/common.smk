@@ -162,6 +162,10 @@ def memory_figure_outputs():
         "results/figures/mc_gru.png",
         "results/figures/mc_total.png",
         "results/figures/dlk_vs_mc.png",
+        "results/memory/mc_input_scale.csv",
+        "results/figures/mc_input_scale.png",
+        "results/memory/mc_linear.csv",
+        "results/figures/mc_linear.png",
     ]
 
 

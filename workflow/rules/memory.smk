@@ -145,7 +145,9 @@ rule capacity:
         mem_mb=4000,
         runtime=30,
     params:
-        spec=as_json(CAPACITY),
+        spec=as_json(
+            {key: value for key, value in CAPACITY.items() if key != "input_scales"}
+        ),
     shell:
         f"{RNNMEM} capacity --params {{params.spec:q}} --esn {{output.esn:q}} --gru {{output.gru:q}} "
         "--totals {output.totals:q} > {log:q} 2>&1"
@@ -197,3 +199,59 @@ rule capacity_figures:
         f"{RNNMEM} capacity-figures --params {{params.spec:q}} --esn {{input.esn:q}} --gru {{input.gru:q}} "
         "--totals {input.totals:q} --dlk {input.dlk:q} --fig16 {output.fig16:q} --mc-gru {output.mc_gru:q} "
         "--mc-total {output.mc_total:q} --dlk-vs-mc {output.dlk_vs_mc:q} > {log:q} 2>&1"
+
+
+rule capacity_input_scale:
+    output:
+        table="results/memory/mc_input_scale.csv",
+        figure=report(
+            "results/figures/mc_input_scale.png",
+            caption="../report/mc_input_scale.rst",
+            category="2. Gradients and memory (§2.1–2.3)",
+        ),
+    log:
+        "logs/capacity_input_scale.log",
+    benchmark:
+        "benchmarks/capacity_input_scale.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        spec=as_json({key: value for key, value in CAPACITY.items() if key != "gru"}),
+    shell:
+        f"{RNNMEM} capacity-input-scale --params {{params.spec:q}} --table {{output.table:q}} "
+        "--figure {output.figure:q} > {log:q} 2>&1"
+
+
+rule capacity_linear:
+    output:
+        table="results/memory/mc_linear.csv",
+        figure=report(
+            "results/figures/mc_linear.png",
+            caption="../report/mc_linear.rst",
+            category="2. Gradients and memory (§2.1–2.3)",
+        ),
+    log:
+        "logs/capacity_linear.log",
+    benchmark:
+        "benchmarks/capacity_linear.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        spec=as_json(
+            {
+                key: value
+                for key, value in CAPACITY.items()
+                if key not in ("gru", "input_scales")
+            }
+        ),
+    shell:
+        f"{RNNMEM} capacity-linear --params {{params.spec:q}} --table {{output.table:q}} "
+        "--figure {output.figure:q} > {log:q} 2>&1"

@@ -27,6 +27,7 @@ input streams come from their own code, so the ESN and the GRU of the same (seed
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -270,3 +271,105 @@ def total_capacity(table: pd.DataFrame) -> pd.DataFrame:
     grouped = table.sort_values(["k", "l"]).groupby("k", sort=True)
     totals = pd.DataFrame({"mc_total": grouped["mc"].sum(), "mc_total_std": grouped["mc_std"].sum()})
     return totals.reset_index()[TOTAL_COLUMNS]
+
+
+# --- Families, input scales and the exact capacity of linear reservoirs -----------------------------------------
+
+FAMILIES = {"esn_gaussian": False, "esn_orthogonal": True}  # reservoir name -> ``orthogonal``
+INPUT_SCALE_COLUMNS = ["reservoir", "input_scale", "k", "mc_total", "mc_total_std", "reservoirs"]
+LINEAR_COLUMNS = ["k", "reservoir", "exact", "exact_std", "exact_all_lags", "estimated", "estimated_std", "error",
+                  "error_std", "reservoirs"]
+
+
+def blaschke_coefficients(eigenvalues: np.ndarray, length: int) -> np.ndarray:
+    """Taylor coefficients c_0..c_{length−1} of B(z) = Π_i (z − λ_i) / (1 − conj(λ_i) z), all |λ_i| < 1.
+
+    B is evaluated on ``length`` points of the unit circle, where every factor has modulus 1 (no cancellation, no
+    ill-conditioned matrix), and an inverse FFT gives the coefficients; aliasing adds c_{j+length}, negligible once
+    ρ^length is (see :func:`exact_linear_capacity`).
+    """
+    z = np.exp(2j * np.pi * np.arange(length) / length)
+    values = np.ones(length, dtype=complex)
+    for lam in np.asarray(eigenvalues, dtype=complex):
+        values *= (z - lam) / (1 - np.conj(lam) * z)
+    return np.fft.fft(values) / length  # fft of samples on e^{+iθ}: coefficient j sits at index j
+
+
+def _blaschke_power(weights: np.ndarray, max_lag: int) -> np.ndarray:
+    """|c_j|² for j = 0..length−1 (see :func:`exact_linear_capacity`), length a power of 2 past max_lag."""
+    eigenvalues = np.linalg.eigvals(weights)
+    radius = float(np.abs(eigenvalues).max()) if len(eigenvalues) else 0.0
+    if not radius < 1:
+        raise ConfigError(f"memory.capacity.esn.rho: a linear reservoir needs spectral radius < 1, got {radius:.6g}")
+    k = len(eigenvalues)
+    # |c_j| ≲ C(j, k) ρ^j: enough points that the aliased tail is below ≈ 1e-30.
+    needed = max(4 * (max_lag + 1), 64, int((70 + k * np.log(max(k, 2) * 8)) / max(-np.log(radius), 1e-12)) + 1)
+    length = 1 << int(np.ceil(np.log2(needed)))
+    if length > 1 << 24:
+        raise ConfigError(f"memory.capacity.esn.rho: spectral radius {radius:.6g} too close to 1 for the exact MC")
+    return np.abs(blaschke_coefficients(eigenvalues, length)) ** 2
+
+
+def exact_linear_capacity(weights: np.ndarray, max_lag: int) -> np.ndarray:
+    """MC_l, l = 0..max_lag, of the linear reservoir x(t) = W x(t−1) + w_in ν(t) with infinite data.
+
+    Why not C⁻¹: the optimal read-out's MC_l = var(ν) g_lᵀ C⁻¹ g_l (g_l = W^l w_in, C the Lyapunov state covariance)
+    needs C⁻¹, and C of a Gaussian W at ρ = 0.95 has condition number ≈ 10¹² at k = 20 and beyond 10¹⁶ at k = 50,
+    so float64 loses the answer. In W's eigenbasis the same quantity is the leverage of a Cauchy-like (Pick) matrix,
+    which for any w_in exciting every mode (almost surely) equals MC_l = Σ_{j>l} |c_j|², c_j the Taylor coefficients
+    of the Blaschke product B with zeros at W's eigenvalues. So MC depends on the spectrum of W only, and
+    Σ_{l≥0} MC_l = Σ_j j |c_j|² = k (the degree of B): Jaeger's MC = k, counting the lag l = 0 the protocol leaves
+    out. W and Wᵀ share eigenvalues, so the row-vector convention of :func:`esn_states` does not matter.
+    """
+    power = _blaschke_power(weights, max_lag)
+    tail = np.cumsum(power[::-1])[::-1]  # tail[j] = Σ_{i≥j} |c_i|², summed from the small end
+    return np.append(tail[1:], 0.0)[: max_lag + 1]
+
+
+def exact_all_lags(weights: np.ndarray) -> float:
+    """Σ_{l≥0} MC_l = Σ_j j |c_j|² of the linear reservoir with recurrent matrix W: k up to rounding (a check)."""
+    power = _blaschke_power(weights, 1)
+    return float(np.dot(np.arange(len(power)), power))
+
+
+def family_settings(settings: CapacitySettings, reservoir: str, **changes: object) -> CapacitySettings:
+    """The settings of one ESN family (:data:`FAMILIES`), other fields changed as given; same seeds and inputs."""
+    if reservoir not in FAMILIES:
+        raise ConfigError(f"memory.capacity: unknown reservoir family {reservoir!r}; one of {sorted(FAMILIES)}")
+    return dataclasses.replace(settings, orthogonal=FAMILIES[reservoir], **changes)
+
+
+def input_scale_table(k: int, scales: list[float], settings: CapacitySettings) -> pd.DataFrame:
+    """Total MC at size k against the input scale, for both ESN families (the settings' activation, ρ, seeds)."""
+    rows = []
+    for reservoir in FAMILIES:
+        for scale in scales:
+            per_reservoir = esn_capacity_per_reservoir(k, family_settings(settings, reservoir, input_scale=scale))
+            rows.append({"reservoir": reservoir, "input_scale": float(scale), **totals_per_k(k, per_reservoir)})
+    return pd.DataFrame(rows)[INPUT_SCALE_COLUMNS]
+
+
+def linear_table(sizes: list[int], settings: CapacitySettings) -> pd.DataFrame:
+    """Exact (infinite data) against estimated total MC over the lags 1..max_lag of linear ESNs of both families.
+
+    ``exact`` and ``estimated`` are means over the R reservoirs (each reservoir has its own W), ``error`` the mean
+    of the per-reservoir differences estimated − exact; ``exact_all_lags`` the mean of Σ_{l≥0} MC_l (= k).
+    """
+    rows = []
+    for k in sizes:
+        for reservoir in FAMILIES:
+            linear = family_settings(settings, reservoir, activation="linear")
+            weights, _ = esn_reservoirs(k, linear)
+            exact = np.array([exact_linear_capacity(w, linear.max_lag)[1:].sum() for w in weights])
+            estimated = esn_capacity_per_reservoir(k, linear).sum(axis=1)
+            error = estimated - exact
+            rows.append({"k": k, "reservoir": reservoir, "exact": float(exact.mean()), "exact_std": _std(exact),
+                         "exact_all_lags": float(np.mean([exact_all_lags(w) for w in weights])),
+                         "estimated": float(estimated.mean()), "estimated_std": _std(estimated),
+                         "error": float(error.mean()), "error_std": _std(error), "reservoirs": len(weights)})
+    return pd.DataFrame(rows)[LINEAR_COLUMNS]
+
+
+def _std(values: np.ndarray) -> float:
+    """Standard deviation over reservoirs (ddof 1; 0 for a single reservoir), as :func:`totals_per_k`."""
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0

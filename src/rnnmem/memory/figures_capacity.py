@@ -123,3 +123,74 @@ def fig_dlk_vs_mc(dlk: dict[str, pd.DataFrame], mc: dict[str, pd.DataFrame], k: 
     right.legend(fontsize=8)
     fig.suptitle(f"Memory against lag for k = {k} units: random networks (left) and random reservoirs (right)")
     save_figure(fig, out)
+
+
+FAMILY_NAMES = {"esn_gaussian": "Gaussian W (N(0,1) rescaled)", "esn_orthogonal": "orthogonal W (ρ × Haar)"}
+
+
+def fig_mc_input_scale(table: pd.DataFrame, esn_label: str, out: Path) -> None:
+    """Total MC against the input-weight scale s (log axis) at one k, one curve per ESN family, with MC = k.
+
+    Why: tanh ESNs lose memory to their non-linearity as s grows; small s makes them near-linear, where an orthogonal
+    W keeps almost k, so the figure shows how far each family is from the bound at each scale.
+    """
+    _require(table, ["reservoir", "input_scale", "k", "mc_total", "mc_total_std"], "input-scale table")
+    sizes = table["k"].unique()
+    if len(sizes) != 1:
+        raise ValueError(f"input-scale table must hold one k, got {sorted(sizes.tolist())}")
+    k = int(sizes[0])
+    fig, ax = plt.subplots(figsize=(6.8, 4.6), layout="constrained")
+    for reservoir, rows in table.groupby("reservoir", sort=False):
+        rows = rows.sort_values("input_scale")
+        ax.errorbar(rows["input_scale"], rows["mc_total"], yerr=rows["mc_total_std"], marker="o", markersize=4,
+                    capsize=3, linewidth=1.4, label=FAMILY_NAMES.get(str(reservoir), str(reservoir)))
+    ax.axhline(k, linestyle="--", color=BOUND_COLOUR, linewidth=1.2, label=f"theoretical bound MC = k = {k}")
+    ax.axhline(0.95 * k, linestyle=":", color=BOUND_COLOUR, linewidth=1.0, label=f"0.95 k = {0.95 * k:g}")
+    ax.set_xscale("log")
+    ax.set_ylim(0, k * 1.08)
+    ax.set_xlabel("input scale s (input weights w_in uniform on [−s, s]; input ν uniform on [−0.5, 0.5])")
+    ax.set_ylabel("total memory capacity MC = Σ_l MC_l")
+    ax.set_title(f"Memory capacity against input scale: {esn_label}, k = {k} units\n"
+                 "(error bars: ±1 std over reservoirs)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower left")
+    save_figure(fig, out)
+
+
+def fig_mc_linear(table: pd.DataFrame, max_lag: int, rho: float, out: Path) -> None:
+    """Linear ESNs: exact (infinite data) and estimated total MC against k (left), and the estimator's error (right).
+
+    Why: for a linear reservoir the exact capacity is known, so the difference shows what the finite-sample,
+    float64 estimator loses (or gains), separately from what the reservoir itself forgets.
+    """
+    _require(table, ["k", "reservoir", "exact", "exact_all_lags", "estimated", "estimated_std", "error",
+                     "error_std"], "linear-capacity table")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12.0, 4.6), layout="constrained")
+    largest = int(table["k"].max())
+    for i, (reservoir, rows) in enumerate(table.groupby("reservoir", sort=False)):
+        rows = rows.sort_values("k")
+        colour, name = colours[i % len(colours)], FAMILY_NAMES.get(str(reservoir), str(reservoir))
+        left.plot(rows["k"], rows["exact"], color=colour, linewidth=1.4,
+                  label=f"{name}: exact, lags 1..{max_lag}")
+        left.errorbar(rows["k"], rows["estimated"], yerr=rows["estimated_std"], color=colour, marker="o",
+                      markersize=4, capsize=3, linestyle="none", label=f"{name}: estimated (±1 std)")
+        right.errorbar(rows["k"], rows["error"], yerr=rows["error_std"], color=colour, marker="o", markersize=4,
+                       capsize=3, linewidth=1.2, label=name)
+    diagonal = np.array([0, largest])
+    left.plot(diagonal, diagonal, linestyle="--", color=BOUND_COLOUR, linewidth=1.2,
+              label="MC = k (exact, lags 0..∞)")
+    left.set_xlim(0, largest * 1.03)
+    left.set_ylim(bottom=0)
+    left.set_xlabel("reservoir size k (units)")
+    left.set_ylabel(f"total memory capacity Σ_(l=1..{max_lag}) MC_l")
+    left.set_title(f"Linear ESNs, ρ = {rho:g}: exact against estimated capacity")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=7)
+    right.axhline(0, color=BOUND_COLOUR, linewidth=1.0)
+    right.set_xlabel("reservoir size k (units)")
+    right.set_ylabel("estimator error: estimated − exact total MC")
+    right.set_title("Error of the finite-sample estimator\n(mean ± 1 std over reservoirs)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    save_figure(fig, out)

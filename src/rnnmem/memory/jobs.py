@@ -24,8 +24,11 @@ from rnnmem.memory.capacity import (
     TOTAL_COLUMNS,
     CapacitySettings,
     esn_capacity_per_reservoir,
+    family_settings,
     gru_capacity_per_reservoir,
+    input_scale_table,
     lag_table,
+    linear_table,
     totals_per_k,
 )
 from rnnmem.memory.dlk import TABLE_COLUMNS as DLK_COLUMNS
@@ -113,14 +116,24 @@ def dlk_figures(params: dict[str, Any], tables: list[Path], heatmaps: list[Path]
     summary(f"{len(heatmaps)} D(l,k) heatmaps ({', '.join(frames)}) and the curves for k in {params['curves_k']}")
 
 
-def capacity(params: dict[str, Any], esn_out: Path, gru_out: Path, totals_out: Path) -> None:
-    """MC(l,k) of ESNs and of random GRUs for every k, and the total MC per k with its exact spread."""
-    settings = CapacitySettings(
+def _capacity_settings(params: dict[str, Any]) -> CapacitySettings:
+    """The memory.capacity block as :class:`CapacitySettings` (the configured ESN)."""
+    return CapacitySettings(
         rho=params["esn"]["rho"], input_scale=params["esn"]["input_scale"], train_length=params["train_length"],
         washout=params["washout"], test_length=params["test_length"], ridge=params["ridge"],
         max_lag=params["max_lag"], reservoirs=params["reservoirs"], seed=params["seed"],
         activation=params["esn"]["activation"], orthogonal=params["esn"]["orthogonal"],
     )
+
+
+def capacity(params: dict[str, Any], esn_out: Path, gru_out: Path, totals_out: Path) -> None:
+    """MC(l,k) of ESNs and of random GRUs for every k, and the total MC per k with its exact spread.
+
+    The totals also hold ``esn_orthogonal`` rows: the configured ESN with ρ × a Haar orthogonal W (same seeds, inputs
+    and input scale), the second family of figure mc_total.
+    """
+    settings = _capacity_settings(params)
+    orthogonal = family_settings(settings, "esn_orthogonal")
     scale = params["gru"]["weight_scale"]
     scale_key = "memory.capacity.gru.weight_scale"
     scale_value(scale, 1, scale_key)  # checked before the long ESN runs
@@ -134,11 +147,14 @@ def capacity(params: dict[str, Any], esn_out: Path, gru_out: Path, totals_out: P
         for kind, values in per_reservoir.items():
             lag_tables[kind].append(lag_table(k, values))
             totals.append({"reservoir": kind, **totals_per_k(k, values)})
-        print(f"k={k}: MC esn {totals[-2]['mc_total']:.3f}, gru {totals[-1]['mc_total']:.3f}", flush=True)
+        totals.append({"reservoir": "esn_orthogonal", **totals_per_k(k, esn_capacity_per_reservoir(k, orthogonal))})
+        print(f"k={k}: MC esn {totals[-3]['mc_total']:.3f}, gru {totals[-2]['mc_total']:.3f}, "
+              f"esn_orthogonal {totals[-1]['mc_total']:.3f}", flush=True)
     write_csv(esn_out, pd.concat(lag_tables["esn"], ignore_index=True), float_format="%.10g")
     write_csv(gru_out, pd.concat(lag_tables["gru"], ignore_index=True), float_format="%.10g")
     write_csv(totals_out, pd.DataFrame(totals), float_format="%.10g")
-    ranges = {kind: [row["mc_total"] for row in totals if row["reservoir"] == kind] for kind in ("esn", "gru")}
+    ranges = {kind: [row["mc_total"] for row in totals if row["reservoir"] == kind]
+              for kind in ("esn", "gru", "esn_orthogonal")}
     summary(f"MC(l,k) for k in {params['k']} ({params['reservoirs']} reservoirs each): total MC "
             + ", ".join(f"{kind} {min(v):.3f} to {max(v):.3f}" for kind, v in ranges.items()))
 
@@ -155,8 +171,11 @@ def capacity_figures(params: dict[str, Any], esn: Path, gru: Path, totals: Path,
     gru_label = f"random GRU, weights N(0,1) × {scale_text(scale)}"
     figures_capacity.fig_mc_heatmap(esn_table, f"Memory capacity MC(l,k) of {esn_label}", fig16)
     figures_capacity.fig_mc_heatmap(gru_table, f"Memory capacity MC(l,k) of a {gru_label}", mc_gru)
+    esn_kind = "orthogonal" if params["esn"]["orthogonal"] else "Gaussian"
     figures_capacity.fig_mc_total({
-        esn_label: totals_table[totals_table["reservoir"] == "esn"],
+        f"{esn_label}, {esn_kind} W": totals_table[totals_table["reservoir"] == "esn"],
+        f"ESN {params['esn']['activation']}, ρ = {params['esn']['rho']:g}, orthogonal W":
+            totals_table[totals_table["reservoir"] == "esn_orthogonal"],
         gru_label: totals_table[totals_table["reservoir"] == "gru"],
     }, mc_total)
     dlk_frames = {model: read_table(path, DLK_COLUMNS)
@@ -164,3 +183,30 @@ def capacity_figures(params: dict[str, Any], esn: Path, gru: Path, totals: Path,
     figures_capacity.fig_dlk_vs_mc(dlk_frames, {esn_label: esn_table, gru_label: gru_table}, params["compare_k"],
                                    dlk_vs_mc)
     summary(f"figure 16, random-GRU capacity, total MC against k, D(l,k) beside MC(l,k) at k = {params['compare_k']}")
+
+
+def capacity_input_scale(params: dict[str, Any], table_out: Path, fig: Path) -> None:
+    """Total MC at the largest k against the input scale, Gaussian and orthogonal ESNs: how close to k it gets."""
+    from rnnmem.memory import figures_capacity  # matplotlib: only the figure jobs load it
+
+    settings, k = _capacity_settings(params), max(params["k"])
+    table = input_scale_table(k, params["input_scales"], settings)
+    write_csv(table_out, table, float_format="%.10g")
+    figures_capacity.fig_mc_input_scale(table, f"ESN {settings.activation}, ρ = {settings.rho:g}", fig)
+    best = table.loc[table.groupby("reservoir")["mc_total"].idxmax()]
+    summary(f"total MC at k = {k} over {len(params['input_scales'])} input scales: largest "
+            + ", ".join(f"{row.reservoir} {row.mc_total:.3f} (s = {row.input_scale:g})" for row in best.itertuples()))
+
+
+def capacity_linear(params: dict[str, Any], table_out: Path, fig: Path) -> None:
+    """Exact (infinite-data) against estimated total MC of linear ESNs of both families, for every k."""
+    from rnnmem.memory import figures_capacity  # matplotlib: only the figure jobs load it
+
+    settings = _capacity_settings(params)
+    table = linear_table(list(params["k"]), settings)
+    write_csv(table_out, table, float_format="%.10g")
+    figures_capacity.fig_mc_linear(table, settings.max_lag, settings.rho, fig)
+    worst = table.loc[table["error"].abs().idxmax()]
+    deviation = (table["exact_all_lags"] - table["k"]).abs().max()
+    summary(f"linear ESNs, k in {params['k']}: exact Σ_(l≥0) MC_l = k to {deviation:.2g}; "
+            f"largest estimator error {worst['error']:+.3f} ({worst['reservoir']}, k = {worst['k']})")
