@@ -240,6 +240,45 @@ def _nats(y, target):
 
 
 @_jit
+def _divisor(loss, targets, like):
+    """The loss's divisor in ``like``'s dtype: the strings B (squared error) or the predicted steps C ≥ 1."""
+    batch, steps = targets.shape
+    count = 0
+    for b in range(batch):
+        for t in range(steps):
+            if targets[b, t] >= 0:
+                count += 1
+    return _scalar(like, batch if loss == 0 else max(count, 1))
+
+
+@_jit
+def _last_target(targets):
+    """1 + the last step with a target (0 for none): later steps only feed masked outputs."""
+    last = 0
+    for t in range(targets.shape[0]):
+        if targets[t] >= 0:
+            last = t + 1
+    return last
+
+
+@_jit
+def _forward_string(kind, activation, loss, w_ih, w_hh, bias, w_out, b_out, symbols, targets, last, scale,
+                    want_nats, h, c, gates, dy, y, total, nats):
+    """Forward of one string's first ``last`` steps into ``h``, ``c``, ``gates``, and ∂E/∂y into ``dy``; returns
+    the member's running loss and nats sums with this string's terms added one by one, in step order."""
+    for t in range(last):
+        _cell_forward(kind, activation, w_ih, w_hh, bias, symbols[t], h[t], c[t], h[t + 1], c[t + 1], gates[t])
+        if targets[t] >= 0:
+            _readout(w_out, b_out, h[t + 1], y)
+            total += _output_grad(loss, y, targets[t], scale, dy[t])
+            if want_nats and loss == 0:
+                nats += _nats(y, targets[t])
+        else:
+            dy[t] = 0
+    return total, nats
+
+
+@_jit
 def _member_loss_and_grads(kind, activation, loss, w_ih, w_hh, bias, w_out, b_out, symbols, targets,
                            g_ih, g_hh, g_bias, g_out, g_bout, want_nats):
     """One member (its slices of every array): returns its loss and the summed next-token nats (the
@@ -260,31 +299,15 @@ def _member_loss_and_grads(kind, activation, loss, w_ih, w_hh, bias, w_out, b_ou
     dh_prev, dc_prev = np.zeros(hidden, dtype), np.zeros(hidden, dtype)
     da = np.zeros(width, dtype)
     y = np.zeros(outs, dtype)
-    count = 0
-    for b in range(batch):
-        for t in range(steps):
-            if targets[b, t] >= 0:
-                count += 1
-    divisor = _scalar(y, batch if loss == 0 else max(count, 1))
+    divisor = _divisor(loss, targets, y)
     scale = _scalar(y, 1.0) / divisor
     total = _scalar(y, 0.0)
     nats = _scalar(y, 0.0)
     w_out_t = w_out.T
     for b in range(batch):
-        last = 0
-        for t in range(steps):
-            if targets[b, t] >= 0:
-                last = t + 1
-        for t in range(last):
-            _cell_forward(kind, activation, w_ih, w_hh, bias, symbols[b, t], h[t], c[t], h[t + 1], c[t + 1],
-                          gates[t])
-            if targets[b, t] >= 0:
-                _readout(w_out, b_out, h[t + 1], y)
-                total += _output_grad(loss, y, targets[b, t], scale, dy[t])
-                if want_nats and loss == 0:
-                    nats += _nats(y, targets[b, t])
-            else:
-                dy[t] = 0
+        last = _last_target(targets[b])
+        total, nats = _forward_string(kind, activation, loss, w_ih, w_hh, bias, w_out, b_out, symbols[b],
+                                      targets[b], last, scale, want_nats, h, c, gates, dy, y, total, nats)
         dh[:] = 0
         dc[:] = 0
         for t in range(last - 1, -1, -1):
@@ -387,7 +410,7 @@ def _member_loss_and_grads_rows(kind, activation, loss, w_ih, w_hh, bias, w_out,
     """:func:`_member_loss_and_grads` for wide layers (see :data:`ROWS_FROM`). ``h``, ``c`` (T+1, H), ``gates``
     (T, G*H), ``dy`` (T, O), ``vectors`` (7, max(G*H, O)), ``w_hh_t`` (G*H, H), ``w_out_t`` (O, H): scratch that
     the members share (each entry read is written first; rows 0 of ``h``, ``c`` stay 0)."""
-    batch, steps = symbols.shape
+    batch = symbols.shape[0]
     hidden, outs, width = w_hh.shape[0], w_out.shape[1], w_hh.shape[1]
     g_ih[:] = 0
     g_hh[:] = 0
@@ -398,30 +421,14 @@ def _member_loss_and_grads_rows(kind, activation, loss, w_ih, w_hh, bias, w_out,
     acc, da, y = vectors[4, :hidden], vectors[5, :width], vectors[6, :outs]
     _transpose(w_hh, w_hh_t)
     _transpose(w_out, w_out_t)
-    count = 0
-    for b in range(batch):
-        for t in range(steps):
-            if targets[b, t] >= 0:
-                count += 1
-    divisor = _scalar(y, batch if loss == 0 else max(count, 1))
+    divisor = _divisor(loss, targets, y)
     scale = _scalar(y, 1.0) / divisor
     total = _scalar(y, 0.0)
     nats = _scalar(y, 0.0)
     for b in range(batch):
-        last = 0
-        for t in range(steps):
-            if targets[b, t] >= 0:
-                last = t + 1
-        for t in range(last):
-            _cell_forward(kind, activation, w_ih, w_hh, bias, symbols[b, t], h[t], c[t], h[t + 1], c[t + 1],
-                          gates[t])
-            if targets[b, t] >= 0:
-                _readout(w_out, b_out, h[t + 1], y)
-                total += _output_grad(loss, y, targets[b, t], scale, dy[t])
-                if want_nats and loss == 0:
-                    nats += _nats(y, targets[b, t])
-            else:
-                dy[t] = 0
+        last = _last_target(targets[b])
+        total, nats = _forward_string(kind, activation, loss, w_ih, w_hh, bias, w_out, b_out, symbols[b],
+                                      targets[b], last, scale, want_nats, h, c, gates, dy, y, total, nats)
         dh[:] = 0
         dc[:] = 0
         for t in range(last - 1, -1, -1):

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from rnnmem.core.compiled import ACTIVATION_CODES, KIND_CODES
+from rnnmem.core.compiled import ACTIVATION_CODES, KIND_CODES, _lstm_backward, _vanilla_backward
 
 __all__ = ["ACTIVATION_CODES", "KIND_CODES", "backward", "forward"]
 
@@ -127,6 +127,7 @@ def _backward_sequence(kind, activation, w_hh_t, length, hs, cs, gates, grad_hs,
     dh = np.zeros(hidden, dtype)
     dc = np.zeros(hidden, dtype)
     dh_prev = np.zeros(hidden, dtype)
+    dc_prev = np.zeros(hidden, dtype)
     d_rh = np.zeros(hidden, dtype)
     zeros = np.zeros(hidden, dtype)
     acc = np.zeros(hidden, dtype)
@@ -138,9 +139,7 @@ def _backward_sequence(kind, activation, w_hh_t, length, hs, cs, gates, grad_hs,
             dh[k] += grad_hs[t, k]
         dh_prev[:] = 0
         if kind == 0:
-            for j in range(hidden):
-                h = a[j]
-                da[j] = dh[j] * ((one - h) * h) if activation == 0 else dh[j] * (one - h * h)
+            _vanilla_backward(activation, a, dh, da)
             _add_product(da, w_hh_t, 0, hidden, dh_prev, acc)
         elif kind == 1:
             for j in range(hidden):
@@ -156,16 +155,8 @@ def _backward_sequence(kind, activation, w_hh_t, length, hs, cs, gates, grad_hs,
             for k in range(hidden):
                 dh_prev[k] += dh[k] * a[k] + d_rh[k] * a[hidden + k]
         else:
-            c_prev = cs[t - 1] if t > 0 else zeros
-            for j in range(hidden):
-                i, f, g, o = a[j], a[hidden + j], a[2 * hidden + j], a[3 * hidden + j]
-                tc = np.tanh(cs[t, j])
-                dct = dc[j] + dh[j] * o * (one - tc * tc)
-                da[j] = dct * g * ((one - i) * i)
-                da[hidden + j] = dct * c_prev[j] * ((one - f) * f)
-                da[2 * hidden + j] = dct * i * (one - g * g)
-                da[3 * hidden + j] = dh[j] * tc * ((one - o) * o)
-                dc[j] = dct * f
+            _lstm_backward(a, cs[t - 1] if t > 0 else zeros, cs[t], dh, dc, dc_prev, da)
+            dc[:] = dc_prev
             _add_product(da, w_hh_t, 0, hidden, dh_prev, acc)
         dh[:] = dh_prev
 
