@@ -20,9 +20,9 @@ from typing import NamedTuple
 
 import pandas as pd
 import pytest
-from test_fetch import D2, MANIFEST, SCORES, TOP, good_entries, member, write_tgz
 
 from rnnmem.chorales import fetch
+from tests.chorales.test_fetch import D2, MANIFEST, SCORES, TOP, good_entries, member, write_tgz
 
 KIB, MIB = 2**10, 2**20
 
