@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from rnnmem.core.cells import SequencePredictor
-from rnnmem.reber.gradient_log import GROUPS, GradientRecorder
+from rnnmem.reber.gradient_log import EDGES, GROUPS, GradientRecorder, _histogram
 
 
 def _model_with_grads(members: int = 3) -> SequencePredictor:
@@ -38,3 +39,12 @@ def test_no_record_when_every_member_stopped() -> None:
     recorder = GradientRecorder(dense_strings=10, every_strings=10)
     recorder(_model_with_grads(), 1, torch.zeros(3, dtype=torch.bool))
     assert recorder.recorded_steps["early"] == 0 and recorder.table().empty
+
+
+def test_every_value_lands_in_exactly_one_bin_edges_included() -> None:
+    """Bins are [lo, hi): a value on an edge counts once, in the bin it opens, 1e4 included (numpy's own last bin
+    is closed, which counted 1e4 both there and in [1e4, ∞))."""
+    values = np.array([0.0, EDGES[0], EDGES[1], EDGES[-2], EDGES[-1], 2 * EDGES[-1], np.inf])
+    counts = _histogram(values)
+    assert counts.sum() == len(values)
+    assert counts[0] == 1 and counts[1] == 1 and counts[2] == 1 and counts[-2] == 1 and counts[-1] == 3

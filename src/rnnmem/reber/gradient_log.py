@@ -84,4 +84,5 @@ def _histogram(values: np.ndarray) -> np.ndarray:
     inner, _ = np.histogram(values, bins=EDGES)
     below = np.count_nonzero(values < EDGES[0])
     above = np.count_nonzero(values >= EDGES[-1])
+    inner[-1] -= np.count_nonzero(values == EDGES[-1])  # numpy's last bin is closed: 1e4 belongs to `above` only
     return np.concatenate([[below], inner, [above]]).astype(np.int64)
