@@ -9,13 +9,13 @@ from rnnmem.reber.training import Regime, make_regime
 
 LM_BLOCKS: dict[str, dict[str, Any]] = {
     "seed": {"lr": 1e-3, "lr_divisor": 1.5, "tolerance": 0.0, "checkpoint_every": 5, "activation": "logistic",
-             "init": "normal"},
+             "init": "normal", "bias": "zero"},
     "modern": {"embedding": 6, "dropout": 0.2, "lr": 0.01, "batch_size": 4, "clip_norm": 1.0, "patience": 50,
                "lr_patience": 2, "lr_factor": 0.5, "min_delta": 0.0, "weight_decay": 0.0, "checkpoint_every": 2,
                "activation": "logistic", "init": "uniform"},
 }
 REBER_BLOCKS: dict[str, dict[str, Any]] = {
-    "seed": {"lr": 0.01, "lr_divisor": 1.5, "tolerance": 1e-5, "max_epochs": 1000, "init": "normal"},
+    "seed": {"lr": 0.01, "lr_divisor": 1.5, "tolerance": 1e-5, "max_epochs": 1000, "init": "normal", "bias": "zero"},
     "modern": {"lr": 0.01, "batch_size": 16, "clip_norm": 1.0, "init": "uniform"},
 }
 

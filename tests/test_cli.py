@@ -40,6 +40,8 @@ CASES: dict[str, tuple[str, dict]] = {
                      {"params": {"a": 1}, "models": [Path("a.pt")], "specs": [Path("a.json")],
                       "table_out": Path("t.csv"), "fig": Path("f.png")}),
     "dlk": (f"--params '{P}' --out o.csv", {"params": {"a": 1}, "out": Path("o.csv")}),
+    "dlk-conventions": (f"--params '{P}' --parts a.csv --out o.csv",
+                        {"params": {"a": 1}, "parts": [Path("a.csv")], "out": Path("o.csv")}),
     "dlk-merge": ("--parts a.csv b.csv --out o.csv", {"parts": [Path("a.csv"), Path("b.csv")], "out": Path("o.csv")}),
     "dlk-figures": (f"--params '{P}' --tables a.csv --heatmaps h.png --curves c.png",
                     {"params": {"a": 1}, "tables": [Path("a.csv")], "heatmaps": [Path("h.png")],

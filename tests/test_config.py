@@ -62,10 +62,17 @@ SCHEMA_ERRORS = [
     ("unknown_regime_key", _set(("reber", "regimes", "seed", "momentum"), 0.9), ["momentum"]),
     ("figure_regime_name", _set(("reber", "figures", "regime"), "sgd"), ["sgd"]),
     ("bad_init", _set(("toy_language", "regime", "init"), "xavier"), ["xavier"]),
+    ("bad_reber_bias", _set(("reber", "regimes", "seed", "bias"), "x"), ["bias", "'x'"]),
+    ("bad_lm_bias", _set(("lm", "regimes", "seed", "bias"), "uniform"), ["bias", "uniform"]),
+    ("bias_on_modern", _set(("reber", "regimes", "modern", "bias"), "zero"), ["bias"]),
     ("bad_experiment_name", _set(("reber", "experiments", 0, "name"), "has space"), ["has space"]),
     ("dlk_k_below_1", _set(("memory", "dlk", "k"), [0, 5]), ["k", "0"]),
     ("dlk_l_below_1", _set(("memory", "dlk", "max_l"), 0), ["max_l", "0"]),
     ("dlk_draws_below_1", _set(("memory", "dlk", "draws"), 0), ["draws", "0"]),
+    ("dlk_draws_mapping_below_1", _set(("memory", "dlk", "draws"), {"vanilla": 0, "gru": 5}), ["draws", "0"]),
+    ("dlk_bad_bias", _set(("memory", "dlk", "bias"), "uniform"), ["bias", "uniform"]),
+    ("dlk_bad_input", _set(("memory", "dlk", "input"), "binary"), ["input", "binary"]),
+    ("dlk_bad_threshold", _set(("memory", "dlk", "tail_threshold"), 0), ["tail_threshold", "0"]),
     ("dlk_unknown_model", _set(("memory", "dlk", "models"), ["vanilla", "lstm"]), ["lstm"]),
     ("dlk_bad_scale", _set(("memory", "dlk", "weight_scale"), "inv_k"), ["weight_scale", "inv_k"]),
     ("mc_rho_zero", _set(("memory", "capacity", "esn", "rho"), 0), ["rho", "0"]),
@@ -83,6 +90,18 @@ def test_schema_rejects(config: dict, label: str, edit, needles: list[str]) -> N
     text = error_text(info.value)
     for needle in needles:
         assert needle in text, (label, needle, text)
+
+
+def test_schema_fills_the_seed_bias_of_older_configs(config: dict) -> None:
+    """A config without the seed regimes' ``bias`` gets ``zero`` (the report's annex code), so every run's params,
+    and with them its identity, name the bias it is initialised with; the modern regimes get no such key."""
+    for section in ("reber", "lm"):
+        del config[section]["regimes"]["seed"]["bias"]
+    validate(config, SCHEMA)
+    for section in ("reber", "lm"):
+        assert config[section]["regimes"]["seed"]["bias"] == "zero", section
+        assert "bias" not in config[section]["regimes"]["modern"], section
+    assert "bias" not in config["toy_language"]["regime"]
 
 
 def test_schema_rejects_missing_key(config: dict) -> None:
@@ -133,12 +152,20 @@ CHECK_ERRORS = [
     ("figure_wrong_grammar_07", _set(("reber", "figures", "fig07"), "embedded_gru"), "reber.figures.fig07"),
     ("figure_wrong_grammar_11", _set(("reber", "figures", "fig11"), "reber_vanilla5"), "reber.figures.fig11"),
     ("figure_unknown_experiment", _set(("reber", "figures", "fig10"), "embedded_rnn"), "reber.figures.fig10"),
-    ("mc_train_not_longer_than_washout", _set(("memory", "capacity", "train_length"), 200),
-     "memory.capacity.train_length"),
+    (
+        "mc_train_not_longer_than_washout",
+        _set(("memory", "capacity", "train_length"), 200),
+        "memory.capacity.train_length",
+    ),
     ("dlk_curve_k_not_computed", _set(("memory", "dlk", "curves_k"), [1, 7]), "memory.dlk.curves_k"),
+    ("dlk_draws_lack_a_model", _set(("memory", "dlk", "draws"), {"vanilla": 5}), "memory.dlk.draws"),
+    ("dlk_conventions_k_not_computed", _set(("memory", "dlk", "conventions_k"), [7]), "memory.dlk.conventions_k"),
     ("compare_k_not_computed", _set(("memory", "dlk", "compare_k"), 7), "memory.dlk.compare_k"),
-    ("gradient_experiment_not_embedded", _set(("memory", "gradients", "experiments"), ["reber_vanilla5"]),
-     "memory.gradients.experiments[0]"),
+    (
+        "gradient_experiment_not_embedded",
+        _set(("memory", "gradients", "experiments"), ["reber_vanilla5"]),
+        "memory.gradients.experiments[0]",
+    ),
 ]
 
 

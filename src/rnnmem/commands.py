@@ -86,6 +86,7 @@ MEMORY = "rnnmem.memory.jobs"
 CHORALES = "rnnmem.chorales.jobs"
 LM = "rnnmem.lm.jobs"
 
+DLK_KEYS = ("model", "k", "draws", "max_l", "seed", "weight_scale", "bias", "input", "tail_threshold", "bootstrap")
 TOY_KEYS = ("hidden", "activation", "regime", "seed", "train_strings", "test_strings", "max_strings", "check_every")
 
 COMMANDS: tuple[Command, ...] = (
@@ -116,12 +117,14 @@ COMMANDS: tuple[Command, ...] = (
             path("--models", many=True), path("--specs", many=True), path("--table", "table_out"),
             path("--figure", "fig"), params_keys=("train_strings", "strings")),
     command("dlk", f"{MEMORY}:dlk", "D(l,k) of one (model, k) for every l.",
-            path("--out"), params_keys=("model", "k", "draws", "max_l", "seed", "weight_scale")),
+            path("--out"), params_keys=DLK_KEYS),
+    command("dlk-conventions", f"{MEMORY}:dlk_conventions", "D(max_l, k) under every bias and input convention.",
+            path("--parts", many=True), path("--out"), params_keys=("parts", "max_l")),
     command("dlk-merge", f"{MEMORY}:dlk_merge", "One model's D(l,k) table from its per-k parts.",
             path("--parts", many=True), path("--out")),
     command("dlk-figures", f"{MEMORY}:dlk_figures", "Figures 14, 15 and the D(l,k) curves.",
             path("--tables", many=True), path("--heatmaps", many=True), path("--curves"),
-            params_keys=("models", "weight_scale", "curves_k")),
+            params_keys=("models", "weight_scale", "curves_k", "bias", "input", "tail_threshold")),
     command("capacity", f"{MEMORY}:capacity", "Memory capacity MC(l,k) of ESNs and random GRUs.",
             path("--esn", "esn_out"), path("--gru", "gru_out"), path("--totals", "totals_out"),
             params_keys=("esn", "gru", "k", "max_lag", "reservoirs", "ridge", "seed", "train_length", "washout",

@@ -104,12 +104,24 @@ def check_memory_references(config: dict[str, Any]) -> None:
             )
 
 
+def dlk_draws(dlk: dict[str, Any], model: str) -> int:
+    """Random networks of ``model``'s D(l, k) jobs: ``memory.dlk.draws``, one number or one per model."""
+    draws = dlk["draws"]
+    if not isinstance(draws, dict):
+        return int(draws)
+    if model not in draws:
+        raise ConfigError(f"memory.dlk.draws: no count for model {model!r} (listed in memory.dlk.models)")
+    return int(draws[model])
+
+
 def check_memory_settings(memory: dict[str, Any]) -> None:
     """Relations between memory settings: figure k values computed, read-out fits with more steps than weights,
     and the memory of the D(l, k) and capacity jobs within :data:`MEMORY_BUDGET`."""
     dlk = memory["dlk"]
-    for key in ("curves_k",):
-        missing = sorted(set(dlk[key]) - set(dlk["k"]))
+    for model in dlk["models"]:
+        dlk_draws(dlk, model)  # every model has a count
+    for key in ("curves_k", "conventions_k"):
+        missing = sorted(set(dlk.get(key, [])) - set(dlk["k"]))
         if missing:
             raise ConfigError(f"memory.dlk.{key}: {missing} not in memory.dlk.k")
     capacity = memory["capacity"]
@@ -127,10 +139,11 @@ def check_memory_settings(memory: dict[str, Any]) -> None:
             f"{weights} weights (largest memory.capacity.k + 1): it must be larger"
         )
     gates = 3  # the GRU's three gates: the largest recurrent matrix of D(l, k)
-    dlk_bytes = dlk["draws"] * (gates * max(dlk["k"]) ** 2 + dlk["max_l"]) * 8
+    most_draws = max(dlk_draws(dlk, model) for model in dlk["models"])
+    dlk_bytes = most_draws * (gates * max(dlk["k"]) ** 2 + dlk["max_l"]) * 8
     if dlk_bytes > MEMORY_BUDGET:
         raise ConfigError(
-            f"memory.dlk.draws: {dlk['draws']} networks with k up to {max(dlk['k'])} over max_l = {dlk['max_l']} "
+            f"memory.dlk.draws: {most_draws} networks with k up to {max(dlk['k'])} over max_l = {dlk['max_l']} "
             f"steps need about {_gib(dlk_bytes)} (limit {_gib(MEMORY_BUDGET)}): lower draws, k or max_l"
         )
     steps = capacity["max_lag"] + capacity["washout"] + capacity["train_length"] + capacity["test_length"]

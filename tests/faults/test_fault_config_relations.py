@@ -106,7 +106,7 @@ BOUNDS = [
     ("reber.max_strings", 10_000_001), ("reber.experiments.0.hidden", 1001),
     ("reber.indistinguishable_random_draws", 10001), ("reber.regimes.seed.max_epochs", 100001),
     ("toy_language.train_strings", 1001), ("toy_language.test_strings", 1001), ("toy_language.hidden", 1001),
-    ("memory.gradients.lag_strings", 10001), ("memory.dlk.draws", 100001), ("memory.dlk.max_l", 100001),
+    ("memory.gradients.lag_strings", 10001), ("memory.dlk.draws.vanilla", 100001), ("memory.dlk.max_l", 100001),
     ("memory.dlk.k", [1, 1001]), ("memory.capacity.k", [1001]), ("memory.capacity.washout", 1_000_001),
     ("memory.capacity.train_length", 1_000_001), ("memory.capacity.test_length", 1_000_001),
     ("memory.capacity.max_lag", 10001), ("memory.capacity.reservoirs", 1001), ("lm.models.0.params", 10_000_001),

@@ -55,7 +55,8 @@ def _hidden_temporaries(folder: Path) -> list[Path]:
 
 def test_full_disk_names_the_output_and_leaves_nothing(tiny_disk: Path) -> None:
     out = tiny_disk / "dlk_vanilla_k1.csv"  # 20,000 rows: about 600 KB, ten times the disk
-    params = {"model": "vanilla", "k": 1, "draws": 1, "max_l": 20000, "seed": 0, "weight_scale": 1.0}
+    params = {"model": "vanilla", "k": 1, "draws": 1, "max_l": 20000, "seed": 0, "weight_scale": 1.0,
+              "bias": "zero", "input": "one_hot", "tail_threshold": 1e-3, "bootstrap": 10}
     env = {**{k: v for k, v in os.environ.items() if k != "RNNMEM_DEBUG"}, "RNNMEM_DEVICE": "cpu"}
     done = subprocess.run([sys.executable, "-m", "rnnmem", "dlk", "--params", json.dumps(params), "--out", str(out)],
                           capture_output=True, text=True, env=env, timeout=300)

@@ -23,8 +23,10 @@ from pathlib import Path
 import pytest
 from regimes import LM_BLOCKS
 
-DLK_COLUMNS = ["k", "l", "mean", "std", "sem", "n_draws", "sv_max_below_1", "sv_max_below_4", "sv_max_median"]
-DLK_PARAMS = {"model": "vanilla", "k": 1, "draws": 1, "max_l": 20, "seed": 0, "weight_scale": 1.0}
+from rnnmem.memory.dlk import TABLE_COLUMNS as DLK_COLUMNS
+
+DLK_PARAMS = {"model": "vanilla", "k": 1, "draws": 1, "max_l": 20, "seed": 0, "weight_scale": 1.0,
+              "bias": "zero", "input": "one_hot", "tail_threshold": 1e-3, "bootstrap": 10}
 VOCAB = ["<unk>", "<s>", "</s>", "c'4", "d'4", "e'4", "|"]
 LM_MODEL = {"name": "tiny", "model": "gru", "size": "test", "hidden": 4}
 LM_SETTINGS = {**LM_BLOCKS["modern"], "embedding": 4, "dropout": 0.0, "batch_size": 2, "patience": 2,

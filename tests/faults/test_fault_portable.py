@@ -29,9 +29,11 @@ REBER = {
 }
 LSTM_SEED = {**REBER, "experiment": {"activation": "logistic", "grammar": "embedded_reber", "hidden": 8,
                                      "model": "lstm", "name": "embedded_lstm"},
-             "regime": {"init": "normal", "lr": 0.01, "lr_divisor": 1.5, "max_epochs": 1000, "tolerance": 1e-5},
+             "regime": {"bias": "zero", "init": "normal", "lr": 0.01, "lr_divisor": 1.5, "max_epochs": 1000,
+                        "tolerance": 1e-5},
              "regime_name": "seed"}
-DLK = {"draws": 10, "k": 10, "max_l": 100, "model": "gru", "seed": 0, "weight_scale": 1.0}
+DLK = {"draws": 10, "k": 10, "max_l": 100, "model": "gru", "seed": 0, "weight_scale": 1.0,
+       "bias": "zero", "input": "one_hot", "tail_threshold": 1e-3, "bootstrap": 10}
 
 
 def dispatch_levels() -> list[str]:

@@ -373,6 +373,24 @@ def test_checkpoint_folder_keys_each_run_by_its_identity(tmp_path):
                                                       strict=True))
 
 
+def test_seed_bias_is_part_of_the_run_identity(tmp_path):
+    """A checkpoint trained with N(0, 1) biases is never resumed, nor returned, under ``bias: zero``: the key is
+    one of the settings the identity holds, so each value keys its own checkpoint."""
+    data, folder = _tiny_data(), tmp_path / "job"
+    zero, normal = lm_settings("seed", 1, bias="zero"), lm_settings("seed", 1, bias="normal")
+    paths = {s.bias: checkpoint_path(folder, data, "gru", 7, s, 3) for s in (zero, normal)}
+    assert paths["zero"] != paths["normal"]
+    train_lm(data, "gru", 7, normal, 3, None, CPU, checkpoint_dir=folder)
+    seen: list[int] = []
+    trained, _ = train_lm(data, "gru", 7, zero, 3, None, CPU, checkpoint_dir=folder,
+                          step_hook=lambda _, s: seen.append(s))
+    assert seen  # trained from its own start, not returned from the normal run's checkpoint
+    assert {p.name for p in folder.iterdir()} == {p.name for p in paths.values()}
+    assert json.loads(load_checkpoint(paths["zero"])["identity"])["settings"]["bias"] == "zero"
+    loaded, _ = load_trained(paths["zero"], CPU)
+    _assert_same_weights(loaded, trained)
+
+
 def test_settings_are_checked_when_built():
     """A regime block becomes settings once; an unknown, missing or mistyped key names the config key."""
     block = {**LM_BLOCKS["modern"], "max_epochs": 1}

@@ -13,7 +13,7 @@ import torch
 
 from rnnmem.core import atomic
 from rnnmem.core.cells import SequencePredictor
-from rnnmem.reber.ensembles import ModelFileError, load_ensemble, save_ensemble
+from rnnmem.reber.ensembles import ModelFileError, load_ensemble, save_ensemble, untrained_ensemble
 
 SPEC = {
     "model": "lstm", "input_size": 7, "hidden": 5, "output_size": 7, "seeds": [3, 4],
@@ -169,3 +169,19 @@ def test_write_csv_and_json_succeed(tmp_path: Path) -> None:
     atomic.write_json(tmp_path / "d.json", {"b": 1, "a": "é"})
     assert json.loads((tmp_path / "d.json").read_text(encoding="utf-8")) == {"a": "é", "b": 1}
     assert sorted(os.listdir(tmp_path)) == ["d.json", "t.csv"]
+
+
+def test_untrained_ensemble_follows_the_seed_bias() -> None:
+    """The untrained twin has the trained ensemble's initial biases: zero under ``bias: zero``; drawn under
+    ``bias: normal``, in the modern regime, and for a seed-regime spec written before the key existed."""
+    base = {**SPEC, "regime_settings": {"init": "normal"}}
+    drawn = untrained_ensemble(base, [3, 4])
+    normal = untrained_ensemble({**base, "regime_settings": {"init": "normal", "bias": "normal"}}, [3, 4])
+    zero = untrained_ensemble({**base, "regime_settings": {"init": "normal", "bias": "zero"}}, [3, 4])
+    for (name, d), (_, n), (_, z) in zip(drawn.named_parameters(), normal.named_parameters(),
+                                         zero.named_parameters(), strict=True):
+        assert torch.equal(d, n), name
+        if name.endswith("bias"):
+            assert torch.equal(z, torch.zeros_like(z)) and bool((d != 0).all()), name
+        else:
+            assert torch.equal(z, d), name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from regimes import reber_regime
+from regimes import REBER_BLOCKS, reber_regime
 from torch import nn
 
 from rnnmem.core.cells import SequencePredictor
@@ -16,6 +16,7 @@ from rnnmem.reber.grammars import EMBEDDED_REBER, REBER, Grammar
 from rnnmem.reber.sequences import PAD, EncodedStrings, encode, top_m_correct
 from rnnmem.reber.training import (
     ModernRegime,
+    Regime,
     SeedRegime,
     _CompiledUpdate,
     _update,
@@ -229,13 +230,27 @@ def test_clip_member_grads_independently() -> None:
 
 
 def test_make_regime() -> None:
-    block = {"lr": 0.1, "lr_divisor": 1.5, "tolerance": 0.0, "max_epochs": 3, "init": "normal"}
+    block = {"lr": 0.1, "lr_divisor": 1.5, "tolerance": 0.0, "max_epochs": 3, "init": "normal", "bias": "zero"}
     assert make_regime("seed", block) == SeedRegime(**block) and SeedRegime.batch_size == 1
     assert make_regime("modern", {"lr": 0.1, "batch_size": 4, "clip_norm": 1.0, "init": "uniform"}).batch_size == 4
     with pytest.raises(ConfigError, match=r"^reber\.regimes\.modern: unknown key\(s\) \['lr_divisor'\]; missing"):
         make_regime("modern", {"lr": 0.1, "lr_divisor": 2.0})
     with pytest.raises(ValueError, match="adam"):
         make_regime("adam", {})
+
+
+def test_make_regime_checks_the_seed_bias() -> None:
+    """bias is zero or normal, named in one line; only the seed regime has the key (modern keeps drawn biases)."""
+    assert make_regime("seed", {**REBER_BLOCKS["seed"], "bias": "zero"}).zero_bias
+    assert not make_regime("seed", {**REBER_BLOCKS["seed"], "bias": "normal"}).zero_bias
+    assert not make_regime("modern", REBER_BLOCKS["modern"]).zero_bias
+    with pytest.raises(ConfigError) as info:
+        make_regime("seed", {**REBER_BLOCKS["seed"], "bias": "x"})
+    assert str(info.value) == "reber.regimes.seed.bias: expected zero or normal, got 'x'"
+    with pytest.raises(ConfigError, match=r"^reber\.regimes\.seed: missing key\(s\) \['bias'\]$"):
+        make_regime("seed", {k: v for k, v in REBER_BLOCKS["seed"].items() if k != "bias"})
+    with pytest.raises(ConfigError, match=r"^reber\.regimes\.modern: unknown key\(s\) \['bias'\]$"):
+        make_regime("modern", {**REBER_BLOCKS["modern"], "bias": "zero"})
 
 
 # --- the training loop --------------------------------------------------------------------------------
@@ -247,6 +262,46 @@ REGIME_IDS = ["seed", "modern"]
 
 def tiny_run(regime, seeds):
     return run_experiment(TINY, regime, seeds, 16, 16, 64, 32, torch.device("cpu"))
+
+
+def initial_parameters(regime: Regime, seeds: list[int]) -> dict[str, torch.Tensor]:
+    """The parameters run_experiment initialised: the step hook runs before the first update."""
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(model: SequencePredictor, presented: int, active: torch.Tensor) -> None:
+        if not captured:
+            captured.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    run_experiment(TINY, regime, seeds, 16, 16, 1, 32, torch.device("cpu"), step_hook=hook)
+    return captured
+
+
+def test_seed_regime_bias_zero_keeps_the_weights() -> None:
+    """bias: zero (the report's annex code) zeroes every bias and draws the very weights of bias: normal."""
+    zero = initial_parameters(reber_regime("seed", bias="zero"), [0, 3])
+    normal = initial_parameters(reber_regime("seed", bias="normal"), [0, 3])
+    assert zero.keys() == normal.keys() == {"recurrence.weight_ih", "recurrence.weight_hh", "recurrence.bias",
+                                            "readout.weight", "readout.bias"}
+    for key, value in zero.items():
+        if key.endswith("bias"):
+            assert torch.equal(value, torch.zeros_like(value)), key
+            assert bool((normal[key] != 0).all()), key
+        else:
+            assert torch.equal(value, normal[key]), key
+
+
+def test_seed_regime_bias_normal_keeps_the_old_draws() -> None:
+    """bias: normal draws what the seed regime drew before the key existed: every parameter N(0, 1), in order,
+    from the member's generator (2s for the recurrence, 2s + 1 for the read-out)."""
+    seeds = [0, 3]
+    params = initial_parameters(reber_regime("seed", bias="normal"), seeds)
+    for m, seed in enumerate(seeds):
+        for prefix, names, generator_seed in (("recurrence", ("weight_ih", "weight_hh", "bias"), 2 * seed),
+                                              ("readout", ("weight", "bias"), 2 * seed + 1)):
+            generator = torch.Generator().manual_seed(generator_seed)
+            for name in names:
+                value = params[f"{prefix}.{name}"][m]
+                assert torch.equal(value, torch.randn(value.shape, generator=generator)), (seed, prefix, name)
 
 
 @pytest.mark.parametrize("regime", REGIMES, ids=REGIME_IDS)

@@ -59,8 +59,11 @@ def test_changing_dlk_draws_reruns_only_dlk_and_what_depends_on_it(smoke_run, tm
     overlay = workdir / "tests" / "more-draws.yaml"
     overlay.write_text(yaml.safe_dump({"memory": {"dlk": {"draws": 60}}}))
     jobs = planned_jobs(workdir, "--configfile", *smoke_configs(workdir), str(overlay.relative_to(workdir)))
-    dlk_parts = len(yaml.safe_load((workdir / "tests/config.smoke.yaml").read_text())["memory"]["dlk"]["k"]) * 2
-    assert jobs == {"dlk": dlk_parts, "dlk_merge": 2, "dlk_figures": 1, "capacity_figures": 1, "all": 1}
+    dlk = yaml.safe_load((workdir / "tests/config.smoke.yaml").read_text())["memory"]["dlk"]
+    dlk_parts = len(dlk["k"]) * 2
+    other_conventions = 3 * 2 * len(dlk["conventions_k"])  # bias × input pairs not configured, both models
+    assert jobs == {"dlk": dlk_parts, "dlk_merge": 2, "dlk_figures": 1, "capacity_figures": 1,
+                    "dlk_convention": other_conventions, "dlk_conventions": 1, "all": 1}
 
 
 def test_forcerun_of_one_figure_rule_reruns_only_it(smoke_run, tmp_path):

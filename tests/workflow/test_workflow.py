@@ -28,7 +28,10 @@ REBER_TABLES = {
     "results/memory/gradient_vs_lag.csv": ["model", "regime", "weights", "lag", "median"],
     "results/memory/dlk_vanilla.csv": ["k", "l", "mean", "std", "sem", "n_draws", "sv_max_below_1",
                                        "sv_max_below_4"],
-    "results/memory/dlk_gru.csv": ["k", "l", "mean", "std", "sem", "n_draws", "sv_max_below_1"],
+    "results/memory/dlk_gru.csv": ["k", "l", "mean", "std", "sem", "ci_low", "ci_high", "median", "frac_above",
+                                   "n_above", "n_draws", "sv_max_below_1"],
+    "results/memory/dlk_conventions.csv": ["model", "bias", "input", "k", "l", "mean", "ci_low", "ci_high", "median",
+                                           "frac_above", "n_above", "n_draws"],
     "results/memory/mc_esn.csv": ["k", "l", "mc"],
     "results/memory/mc_gru.csv": ["k", "l", "mc"],
     "results/memory/mc_totals.csv": ["reservoir", "k", "mc_total", "mc_total_std"],
@@ -106,7 +109,12 @@ def test_memory_tables_cover_the_smoke_grid(smoke_run):
     dlk = pd.read_csv(smoke_run / "results/memory/dlk_gru.csv")
     assert sorted(set(dlk["k"])) == sorted(memory["dlk"]["k"])
     assert dlk.groupby("k")["l"].max().eq(memory["dlk"]["max_l"]).all()
-    assert (dlk["n_draws"] == memory["dlk"]["draws"]).all()
+    assert (dlk["n_draws"] == memory["dlk"]["draws"]["gru"]).all()
+    conventions = pd.read_csv(smoke_run / "results/memory/dlk_conventions.csv")
+    assert len(conventions) == 2 * 2 * 2 * len(memory["dlk"]["conventions_k"])  # model × bias × input × k
+    assert (conventions["l"] == memory["dlk"]["max_l"]).all()
+    assert (conventions["ci_low"] <= conventions["mean"]).all()
+    assert (conventions["mean"] <= conventions["ci_high"]).all()
     mc = pd.read_csv(smoke_run / "results/memory/mc_esn.csv")
     assert mc["mc"].between(0, 1).all()
     totals = pd.read_csv(smoke_run / "results/memory/mc_totals.csv")

@@ -3,7 +3,7 @@ import os
 
 from snakemake.utils import min_version, validate
 
-from rnnmem.config import check_config
+from rnnmem.config import check_config, dlk_draws
 from rnnmem.reber.experiment_spec import resolve_experiments
 
 min_version("9.0")
@@ -136,14 +136,42 @@ DLK_CAPTIONS = {"vanilla": "fig14", "gru": "fig15"}
 
 
 def dlk_part_params(wildcards):
-    keys = ["seed", "draws", "max_l", "weight_scale"]
+    """One (model, k) job of D(l,k); the bias and input convention from the wildcards when the rule has them."""
+    keys = ["seed", "max_l", "weight_scale", "tail_threshold", "bootstrap"]
     return as_json(
         {
             **{key: DLK[key] for key in keys},
+            "draws": dlk_draws(DLK, wildcards.model),
+            "bias": getattr(wildcards, "bias", DLK["bias"]),
+            "input": getattr(wildcards, "input", DLK["input"]),
             "model": wildcards.model,
             "k": int(wildcards.k),
         }
     )
+
+
+def dlk_convention_parts():
+    """(model, bias, input, k) of every row of dlk_conventions.csv, with the part it comes from: the configured
+    convention's part is the main D(l,k) job's, the three others come from rule dlk_convention.
+    """
+    parts = []
+    for model in DLK["models"]:
+        for bias in ("zero", "normal"):
+            for encoding in ("one_hot", "scalar"):
+                for k in DLK["conventions_k"]:
+                    configured = bias == DLK["bias"] and encoding == DLK["input"]
+                    path = (
+                        f"results/memory/dlk/{model}_k{k}.csv"
+                        if configured
+                        else f"results/memory/dlk_conventions/{model}_{bias}_{encoding}_k{k}.csv"
+                    )
+                    parts.append(
+                        (
+                            {"model": model, "bias": bias, "input": encoding, "k": k},
+                            path,
+                        )
+                    )
+    return parts
 
 
 def dlk_tables():
@@ -153,6 +181,7 @@ def dlk_tables():
 def memory_figure_outputs():
     return [
         *dlk_tables(),
+        *(["results/memory/dlk_conventions.csv"] if DLK["conventions_k"] else []),
         *(DLK_FIGURES[model] for model in DLK["models"]),
         "results/figures/dlk_curves.png",
         "results/memory/mc_esn.csv",

@@ -82,6 +82,53 @@ rule dlk:
         f"{RNNMEM} dlk --params {{params.spec:q}} --out {{output:q}} > {{log:q}} 2>&1"
 
 
+rule dlk_convention:
+    output:
+        "results/memory/dlk_conventions/{model}_{bias}_{input}_k{k}.csv",
+    log:
+        "logs/dlk_conventions/{model}_{bias}_{input}_k{k}.log",
+    benchmark:
+        "benchmarks/dlk_conventions/{model}_{bias}_{input}_k{k}.tsv"
+    wildcard_constraints:
+        model="vanilla|gru",
+        bias="zero|normal",
+        input="one_hot|scalar",
+        k=r"\d+",
+    conda:
+        "../../envs/rnnmem.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        spec=dlk_part_params,
+    shell:
+        f"{RNNMEM} dlk --params {{params.spec:q}} --out {{output:q}} > {{log:q}} 2>&1"
+
+
+rule dlk_conventions:
+    input:
+        parts=[path for _, path in dlk_convention_parts()],
+    output:
+        "results/memory/dlk_conventions.csv",
+    log:
+        "logs/dlk_conventions.log",
+    benchmark:
+        "benchmarks/dlk_conventions.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    params:
+        spec=as_json(
+            {
+                "parts": [meta for meta, _ in dlk_convention_parts()],
+                "max_l": DLK["max_l"],
+            }
+        ),
+    shell:
+        f"{RNNMEM} dlk-conventions --params {{params.spec:q}} --parts {{input.parts:q}} "
+        "--out {output:q} > {log:q} 2>&1"
+
+
 rule dlk_merge:
     input:
         parts=expand("results/memory/dlk/{{model}}_k{k}.csv", k=DLK["k"]),
@@ -123,7 +170,19 @@ rule dlk_figures:
     conda:
         "../../envs/rnnmem.yaml"
     params:
-        spec=as_json({key: DLK[key] for key in ("models", "curves_k", "weight_scale")}),
+        spec=as_json(
+            {
+                key: DLK[key]
+                for key in (
+                    "models",
+                    "curves_k",
+                    "weight_scale",
+                    "bias",
+                    "input",
+                    "tail_threshold",
+                )
+            }
+        ),
     shell:
         f"{RNNMEM} dlk-figures --params {{params.spec:q}} --tables {{input.tables:q}} "
         "--heatmaps {output.heatmaps:q} --curves {output.curves:q} > {log:q} 2>&1"

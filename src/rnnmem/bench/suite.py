@@ -51,7 +51,7 @@ def bench_ensemble(experiment: Experiment, regime: Regime, strings: int) -> dict
     data = encode(grammar, [member_strings(grammar, s, 256, 0)[0] for s in seeds])
     model = SequencePredictor(experiment.model, 7, experiment.hidden, 7, members=MEMBERS,
                               activation=experiment.activation)
-    model.reset_parameters(regime.init, seeds)
+    model.reset_parameters(regime.init, seeds, regime.zero_bias)
     result = train(model, data, regime, seeds, strings, strings * 10, _never_solved, desc="bench")
     return {
         "experiment": experiment.name, "model": experiment.model, "hidden": experiment.hidden,

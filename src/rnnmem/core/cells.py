@@ -32,6 +32,24 @@ def _member_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(int(seed)) for seed in seeds]
 
 
+def _fill_member_parameters(
+    parameters: Sequence[nn.Parameter], init: str, fan_in: int, seeds: Sequence[int], zero_bias: bool
+) -> None:
+    """Member m's parameters, in order, from the generator of ``seeds[m]``; the last one is the bias."""
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
+    bound = 1.0 / math.sqrt(fan_in)
+    with torch.no_grad():
+        for m, gen in enumerate(_member_generators(seeds)):
+            for p in parameters[:-1] if zero_bias else parameters:
+                if init == "normal":
+                    p[m].copy_(torch.randn(p.shape[1:], generator=gen))
+                else:
+                    p[m].copy_(torch.rand(p.shape[1:], generator=gen) * 2 * bound - bound)
+            if zero_bias:
+                parameters[-1][m].zero_()
+
+
 class EnsembleRecurrence(nn.Module):
     """One recurrent layer for ``members`` independent networks; input (M, B, T, I), output (M, B, T, H)."""
 
@@ -50,18 +68,13 @@ class EnsembleRecurrence(nn.Module):
         self.weight_hh = nn.Parameter(torch.empty(members, hidden, width))
         self.bias = nn.Parameter(torch.empty(members, 1, width))
 
-    def reset_parameters(self, init: str, seeds: Sequence[int]) -> None:
-        """``normal``: N(0, 1) as in the report's annexes; ``uniform``: U(±1/√H), torch's default."""
-        if init not in INITS:
-            raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
-        bound = 1.0 / math.sqrt(self.hidden)
-        with torch.no_grad():
-            for m, gen in enumerate(_member_generators(seeds)):
-                for p in (self.weight_ih, self.weight_hh, self.bias):
-                    if init == "normal":
-                        p[m].copy_(torch.randn(p.shape[1:], generator=gen))
-                    else:
-                        p[m].copy_(torch.rand(p.shape[1:], generator=gen) * 2 * bound - bound)
+    def reset_parameters(self, init: str, seeds: Sequence[int], zero_bias: bool = False) -> None:
+        """``normal``: N(0, 1) as in the report's annexes; ``uniform``: U(±1/√H), torch's default.
+
+        ``zero_bias``: biases 0, as the report's annex code initialises them (equation (1) has none). The bias is
+        drawn last, so the weights are the same either way.
+        """
+        _fill_member_parameters((self.weight_ih, self.weight_hh, self.bias), init, self.hidden, seeds, zero_bias)
 
     def initial_state(self, batch: int, like: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         """h_{-1} = 0 (and c_{-1} = 0), on the device and in the dtype of ``like``."""
@@ -136,17 +149,9 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(members, hidden, output_size))
         self.bias = nn.Parameter(torch.empty(members, 1, output_size))
 
-    def reset_parameters(self, init: str, seeds: Sequence[int]) -> None:
-        if init not in INITS:
-            raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
-        bound = 1.0 / math.sqrt(self.weight.shape[1])
-        with torch.no_grad():
-            for m, gen in enumerate(_member_generators(seeds)):
-                for p in (self.weight, self.bias):
-                    if init == "normal":
-                        p[m].copy_(torch.randn(p.shape[1:], generator=gen))
-                    else:
-                        p[m].copy_(torch.rand(p.shape[1:], generator=gen) * 2 * bound - bound)
+    def reset_parameters(self, init: str, seeds: Sequence[int], zero_bias: bool = False) -> None:
+        """As :meth:`EnsembleRecurrence.reset_parameters`, the bound from the input (hidden) size."""
+        _fill_member_parameters((self.weight, self.bias), init, self.weight.shape[1], seeds, zero_bias)
 
     def forward(self, h: Tensor) -> Tensor:
         members, batch, steps, hidden = h.shape
@@ -174,12 +179,12 @@ class SequencePredictor(nn.Module):
     def members(self) -> int:
         return self.recurrence.members
 
-    def reset_parameters(self, init: str, seeds: Sequence[int]) -> None:
+    def reset_parameters(self, init: str, seeds: Sequence[int], zero_bias: bool = False) -> None:
         """Member m's weights depend on ``seeds[m]`` alone, so a seed gives the same net in any ensemble."""
         if len(seeds) != self.members:
             raise ValueError(f"{len(seeds)} seeds for {self.members} members")
-        self.recurrence.reset_parameters(init, [s * 2 for s in seeds])
-        self.readout.reset_parameters(init, [s * 2 + 1 for s in seeds])
+        self.recurrence.reset_parameters(init, [s * 2 for s in seeds], zero_bias)
+        self.readout.reset_parameters(init, [s * 2 + 1 for s in seeds], zero_bias)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Returns (outputs (M, B, T, O), hidden states (M, B, T, H))."""

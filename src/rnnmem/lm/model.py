@@ -61,8 +61,10 @@ class TokenLM(nn.Module):
     """Token ids (B, T) -> outputs (B, T, V) of a one-layer recurrent language model.
 
     ``init``: ``normal`` — every weight N(0, 1) (the report's annexes, the seed regime); ``uniform`` — U(±1/√H) for
-    the recurrence and read-out (torch's default), N(0, 1) for the embedding. The weights depend only on ``seed``
-    (explicit generators; the global torch RNG is untouched), and equally on ``fused``.
+    the recurrence and read-out (torch's default), N(0, 1) for the embedding. ``zero_bias``: the recurrence's and
+    read-out's biases 0, as the report's annex code initialises them; each bias is drawn after its weights, so the
+    weights are the same either way. The weights depend only on ``seed`` (explicit generators; the global torch
+    RNG is untouched), and equally on ``fused``.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class TokenLM(nn.Module):
         init: str = "normal",
         seed: int = 0,
         fused: bool = True,
+        zero_bias: bool = False,
     ) -> None:
         super().__init__()
         if init not in INITS:
@@ -90,7 +93,7 @@ class TokenLM(nn.Module):
             self.embedding = nn.Embedding(vocab, self.embedding_dim)
             _fill(self.embedding.weight, "normal", 1.0, generators[2])
         cell = EnsembleRecurrence(kind, self.embedding_dim or vocab, hidden, members=1, activation=activation)
-        cell.reset_parameters(init, [3 * int(seed)])
+        cell.reset_parameters(init, [3 * int(seed)], zero_bias)
         fast = fused_recurrence(cell) if fused else None
         self.cell: EnsembleRecurrence | None = None if fast is not None else cell
         self.fused: nn.Module | None = fast
@@ -98,7 +101,11 @@ class TokenLM(nn.Module):
         self.readout = nn.Linear(hidden, vocab)
         bound = 1.0 / math.sqrt(hidden)
         _fill(self.readout.weight, init, bound, generators[1])
-        _fill(self.readout.bias, init, bound, generators[1])
+        if zero_bias:
+            with torch.no_grad():
+                self.readout.bias.zero_()
+        else:
+            _fill(self.readout.bias, init, bound, generators[1])
         self.compiled = False
 
     @property

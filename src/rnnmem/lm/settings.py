@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from rnnmem.core.errors import ConfigError
 
 REGIMES = ("seed", "modern")
+BIASES = ("zero", "normal")  # the seed regime's initial biases: 0 (the report's annex code) or N(0, 1)
 # Keys that decide when training stops or how often it saves, not what a given step computes: no part of a run's
 # identity (see rnnmem.lm.train), so that a finished run asked for more epochs goes on from its checkpoint.
 NOT_IDENTITY = ("max_epochs", "checkpoint_every")
@@ -33,6 +34,12 @@ class SeedSettings:
     checkpoint_every: int  # optimizer steps between checkpoints
     activation: str  # of the Vanilla cell: logistic (the report's σ) or tanh
     init: str  # normal: every weight N(0, 1), as the report's annexes
+    bias: str  # zero: biases 0, as the report's annex code; normal: drawn like the weights
+
+    @property
+    def zero_bias(self) -> bool:
+        """Whether the initial biases are zero rather than drawn (``bias: zero``)."""
+        return self.bias == "zero"
 
     @property
     def embedding(self) -> None:
@@ -63,6 +70,7 @@ class ModernSettings:
     checkpoint_every: int
     activation: str
     init: str  # uniform: U(±1/√H), PyTorch's recurrent default
+    zero_bias: ClassVar[bool] = False  # biases drawn like the weights, as torch initialises them
 
 
 RegimeSettings = SeedSettings | ModernSettings
@@ -70,8 +78,8 @@ _CLASSES: dict[str, type[SeedSettings] | type[ModernSettings]] = {"seed": SeedSe
 
 
 def regime_settings(regime: str, block: Mapping[str, Any], where: str | None = None) -> RegimeSettings:
-    """The settings of ``regime`` from its config block; a missing, unknown or mistyped key is a ConfigError
-    naming ``where`` (``lm.regimes.<regime>`` by default) and the key."""
+    """The settings of ``regime`` from its config block; a missing, unknown or mistyped key, or a ``bias`` other
+    than zero or normal, is a ConfigError naming ``where`` (``lm.regimes.<regime>`` by default) and the key."""
     where = where or f"lm.regimes.{regime}"
     if regime not in _CLASSES:
         raise ConfigError(f"{where}: unknown regime {regime!r}; expected one of {REGIMES}")
@@ -91,6 +99,8 @@ def regime_settings(regime: str, block: Mapping[str, Any], where: str | None = N
             raise ConfigError(f"{where}.{name}: {value!r} is not a number")
         if kind == "str" and not isinstance(value, str):
             raise ConfigError(f"{where}.{name}: {value!r} is not a string")
+        if name == "bias" and value not in BIASES:
+            raise ConfigError(f"{where}.bias: expected zero or normal, got {value!r}")
         values[name] = float(value) if kind == "float" else value
     return cls(**values)
 

@@ -1,13 +1,14 @@
 """Training the chorale language models in two regimes, with exact resumption from checkpoints.
 
-``seed``   the report's annex A.3 loop (§3.2–3.3): one-hot input, N(0, 1) weights, the raw output vector trained
-           against the one-hot next token by the squared error summed over the chorale (Σ_t Σ_v (y_tv − 1[v=w_t])²,
-           the quantity the report quotes: 660 for Vanilla, 134 for LSTM), one plain SGD step per chorale in an
-           order shuffled every epoch, the learning rate divided by ``lr_divisor`` when the epoch's mean error
-           rises, stop when that mean changes by less than ``tolerance``, or after ``max_epochs``. The returned
-           model is the last one. With N(0, 1) weights the gradient through time can overflow (the report's GRU
-           does within one chorale, at any learning rate): a step whose loss or gradient is not finite is not
-           applied and ends training ("diverged", in both regimes), the epoch's row covering the steps run.
+``seed``   the report's annex A.3 loop (§3.2–3.3): one-hot input, N(0, 1) weights, biases zero (``bias: zero``, the
+           report's annex code) or N(0, 1) (``bias: normal``), the raw output vector trained against the one-hot next
+           token by the squared error summed over the chorale (Σ_t Σ_v (y_tv − 1[v=w_t])², the quantity the report
+           quotes: 660 for Vanilla, 134 for LSTM), one plain SGD step per chorale in an order shuffled every epoch, the
+           learning rate divided by ``lr_divisor`` when the epoch's mean error rises, stop when that mean changes by
+           less than ``tolerance``, or after ``max_epochs``. The returned model is the last one. With N(0, 1) weights
+           the gradient through time can overflow (the report's GRU does within one chorale, at any learning rate): a
+           step whose loss or gradient is not finite is not applied and ends training ("diverged", in both regimes), the
+           epoch's row covering the steps run.
 ``modern`` learned embedding, cross-entropy (mean nats per predicted token of the minibatch), Adam, dropout before
            the read-out, global gradient-norm clipping, minibatches of ``batch_size`` padded chorales in an order
            shuffled every epoch, ReduceLROnPlateau on the validation NLL (× ``lr_factor`` after ``lr_patience``
@@ -108,17 +109,19 @@ class TrainingStopped(RuntimeError):
 
 
 def build_model(kind: str, vocab: int, hidden: int, settings: RegimeSettings, seed: int) -> TokenLM:
-    """The untrained model of a run: seed regime one-hot input, no dropout, N(0, 1) weights (``init: normal``);
-    modern regime embedding, dropout, U(±1/√H) weights (``init: uniform``)."""
+    """The untrained model of a run: seed regime one-hot input, no dropout, N(0, 1) weights (``init: normal``),
+    biases zero or N(0, 1) (``bias``); modern regime embedding, dropout, U(±1/√H) weights (``init: uniform``)."""
     dropout = settings.dropout if isinstance(settings, ModernSettings) else 0.0
-    return TokenLM(kind, vocab, hidden, settings.embedding, dropout, settings.activation, settings.init, seed)
+    return TokenLM(kind, vocab, hidden, settings.embedding, dropout, settings.activation, settings.init, seed,
+                   zero_bias=settings.zero_bias)
 
 
 def _stored_model(identity: dict[str, Any], vocab: int) -> TokenLM:
-    """The untrained model of the run a checkpoint's identity describes (its stored settings, not the config's)."""
+    """The untrained model of the run a checkpoint's identity describes (its stored settings, not the config's).
+    Settings without ``bias`` (the modern regime, or a checkpoint written before the key existed) drew biases."""
     stored = identity["settings"]
     return TokenLM(identity["kind"], vocab, identity["hidden"], stored.get("embedding"), stored.get("dropout", 0.0),
-                   stored["activation"], stored["init"], identity["seed"])
+                   stored["activation"], stored["init"], identity["seed"], zero_bias=stored.get("bias") == "zero")
 
 
 @dataclass

@@ -1,15 +1,24 @@
 """The (l, k)-distinguishability D(l, k) of report §2.2 (definition 2.1, figures 14 and 15).
 
-Binary alphabet with one-hot inputs ("0" = [1, 0], "1" = [0, 1]); u = 1 0^{l−1} and v = 0^l; h_{−1} = 0.
-D(l, k) is the mean, over random networks with k hidden units, of ‖h_l(u) − h_l(v)‖₂, h_l the state after
-reading l symbols. A network that forgets the first symbol has D → 0; one that keeps it has D bounded away
-from 0.
+Binary alphabet; u = 1 0^{l−1} and v = 0^l; h_{−1} = 0. D(l, k) is the mean, over random networks with k hidden
+units, of ‖h_l(u) − h_l(v)‖₂, h_l the state after reading l symbols. A network that forgets the first symbol has
+D → 0; one that keeps it has D bounded away from 0.
 
-Random networks are the report's: every weight and bias drawn from N(0, 1). ``weight_scale`` optionally
-multiplies the *recurrent* matrix W_h (``weight_hh``, all gates of the GRU) and nothing else: input weights
-and biases stay N(0, 1), so the inputs "0"/"1" keep their unit-scale effect while the recurrence is made more
-or less contractive. ``"inv_sqrt_k"`` means 1/√k, which keeps the recurrent pre-activation's variance
-independent of k.
+Conventions (config keys of ``memory.dlk``). Weights are N(0, 1), as in the report's annex code. ``bias``:
+``zero`` (default) as the annex code initialises every bias and as equation (1), which has none; ``normal`` draws
+them N(0, 1) like the weights (the weights are the same draws either way). ``input``: ``one_hot`` (default,
+"0" = [1, 0], "1" = [0, 1]) or ``scalar`` (x_t = u_t ∈ {0, 1}, the report's text). ``weight_scale`` optionally
+multiplies the *recurrent* matrix W_h (``weight_hh``, all gates of the GRU) and nothing else, so the inputs keep
+their unit-scale effect while the recurrence is made more or less contractive; ``"inv_sqrt_k"`` means 1/√k, which
+keeps the recurrent pre-activation's variance independent of k.
+
+Statistics (:func:`summarise`): the distance's distribution over networks is heavy-tailed. A few Vanilla networks
+are bistable and keep D ≈ 0.5 for ever while the median is at rounding level, so the mean is carried by a small
+fraction of draws; each row therefore carries a bootstrap 95 % interval of the mean, the median, and the fraction
+(and count) of draws above a threshold. Where fewer than ten draws exceed it the mean is not resolved. The GRU with
+N(0, 1) weights is chaotic at k ≳ 20: draws whose arithmetic differs by one rounding step (another CPU, another
+library version) diverge by O(1) after a few hundred steps, so its D is reproducible in distribution, not digit by
+digit; on one machine and library set the tables are byte-identical.
 
 Fast path: u_l and v_l are prefixes of the length-L words 1 0^{L−1} and 0^L, so one pass of L steps over the
 batch (draws, 2 sequences, k) gives D for every l ≤ L and every draw; states are streamed, never stored. The
@@ -43,9 +52,16 @@ from rnnmem.memory import NonFiniteStatesError
 from rnnmem.memory.weight_scale import scale_value
 
 MODEL_CODES = {"vanilla": 1, "gru": 2}
-INPUT_SIZE = 2  # one-hot binary alphabet
-SYMBOL_ZERO, SYMBOL_ONE = (1.0, 0.0), (0.0, 1.0)
-TABLE_COLUMNS = ["k", "l", "mean", "std", "sem", "n_draws", "sv_max_below_1", "sv_max_below_4", "sv_max_median"]
+BIASES = ("zero", "normal")
+# The symbols "0" and "1" of each input encoding; the encoding of a network follows from its input size.
+ENCODINGS = {"one_hot": ((1.0, 0.0), (0.0, 1.0)), "scalar": ((0.0,), (1.0,))}
+ENCODING_OF_SIZE = {len(zero): name for name, (zero, _) in ENCODINGS.items()}
+TABLE_COLUMNS = [
+    "k", "l", "mean", "std", "sem", "ci_low", "ci_high", "median", "frac_above", "n_above", "n_draws",
+    "sv_max_below_1", "sv_max_below_4", "sv_max_median",
+]  # fmt: skip
+CONFIDENCE = 0.95  # of the bootstrap interval of the mean
+RESOLVED_COUNT = 10  # draws above the threshold needed before the mean counts as resolved
 
 CHUNK_BYTES = 8 * 2**20  # recurrent weights processed together: a quarter of the L3 cache (32 MiB here)
 # torch splits an elementwise op over threads above this many elements, and its vectorised sigmoid rounds a
@@ -69,18 +85,31 @@ def member_seeds(model: str, k: int, draws: int, seed: int) -> list[int]:
     return [int(s) for s in state]
 
 
-def random_cells(model: str, k: int, draws: int, seed: int, weight_scale: float | str) -> EnsembleRecurrence:
+def random_cells(
+    model: str,
+    k: int,
+    draws: int,
+    seed: int,
+    weight_scale: float | str,
+    bias: str = "zero",
+    encoding: str = "one_hot",
+) -> EnsembleRecurrence:
     """``draws`` random networks with k units (members of one ensemble), float64.
 
-    Every weight and bias is N(0, 1) (drawn per member from its own seed, see :func:`member_seeds`); then the
-    recurrent matrix ``weight_hh`` (all gates) is multiplied by the weight scale (1/√k for ``"inv_sqrt_k"``).
-    The Vanilla uses the report's logistic σ. The N(0, 1) values are drawn in float32 by
-    ``EnsembleRecurrence.reset_parameters`` and widened exactly to float64. The scale is kept as
-    ``cells.weight_scale`` for error messages.
+    Every weight is N(0, 1) (drawn per member from its own seed, see :func:`member_seeds`), biases zero or N(0, 1)
+    (``bias``), the input size that of ``encoding``; then the recurrent matrix ``weight_hh`` (all gates) is
+    multiplied by the weight scale (1/√k for ``"inv_sqrt_k"``). The Vanilla uses the report's logistic σ. The
+    N(0, 1) values are drawn in float32 by ``EnsembleRecurrence.reset_parameters`` and widened exactly to float64.
+    The scale is kept as ``cells.weight_scale`` for error messages.
     """
+    if bias not in BIASES:
+        raise ConfigError(f"memory.dlk.bias: expected one of {BIASES}, got {bias!r}")
+    if encoding not in ENCODINGS:
+        raise ConfigError(f"memory.dlk.input: expected one of {tuple(ENCODINGS)}, got {encoding!r}")
     scale = scale_value(weight_scale, k, "memory.dlk.weight_scale")
-    cells = EnsembleRecurrence(model, INPUT_SIZE, k, members=draws, activation="logistic")
-    cells.reset_parameters("normal", member_seeds(model, k, draws, seed))
+    input_size = len(ENCODINGS[encoding][0])
+    cells = EnsembleRecurrence(model, input_size, k, members=draws, activation="logistic")
+    cells.reset_parameters("normal", member_seeds(model, k, draws, seed), zero_bias=bias == "zero")
     cells.double()
     with torch.no_grad():
         cells.weight_hh.mul_(scale)
@@ -91,11 +120,12 @@ def random_cells(model: str, k: int, draws: int, seed: int, weight_scale: float 
 
 def _symbols(cells: EnsembleRecurrence) -> tuple[Tensor, Tensor]:
     """Input parts of every gate for the first symbols (u: "1", v: "0"), (M, 2, G·k), and for "0", (M, 1, G·k)."""
-    first = torch.tensor([SYMBOL_ONE, SYMBOL_ZERO], dtype=torch.float64)
-    zero = torch.tensor([SYMBOL_ZERO], dtype=torch.float64)
-    members = cells.members
-    projected_first = cells.project(first.expand(members, 2, INPUT_SIZE).contiguous())
-    projected_zero = cells.project(zero.expand(members, 1, INPUT_SIZE).contiguous())
+    symbol_zero, symbol_one = ENCODINGS[ENCODING_OF_SIZE[cells.input_size]]
+    first = torch.tensor([symbol_one, symbol_zero], dtype=torch.float64)
+    zero = torch.tensor([symbol_zero], dtype=torch.float64)
+    members, size = cells.members, cells.input_size
+    projected_first = cells.project(first.expand(members, 2, size).contiguous())
+    projected_zero = cells.project(zero.expand(members, 1, size).contiguous())
     return projected_first, projected_zero
 
 
@@ -198,8 +228,8 @@ def per_draw_distances(cells: EnsembleRecurrence, length: int) -> np.ndarray:
     """‖h_l(u) − h_l(v)‖₂ for every draw and l = 1..length: array (draws, length), fast path."""
     if cells.kind not in MODEL_CODES:
         raise ValueError(f"D(l, k) is defined here for {tuple(MODEL_CODES)}, not {cells.kind!r}")
-    if cells.input_size != INPUT_SIZE:
-        raise ValueError(f"binary one-hot inputs need input_size {INPUT_SIZE}, got {cells.input_size}")
+    if cells.input_size not in ENCODING_OF_SIZE:
+        raise ValueError(f"binary inputs need input_size in {tuple(ENCODING_OF_SIZE)}, got {cells.input_size}")
     if length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
     with torch.no_grad():
@@ -265,27 +295,91 @@ def _as_float64(cells: EnsembleRecurrence) -> EnsembleRecurrence:
     return copy
 
 
-def summarise(per_draw: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean, std (ddof=1; 0 for one draw), sem and draw count per l of a (draws, L) distance array."""
+def bootstrap_seed(model: str, k: int, seed: int) -> np.random.SeedSequence:
+    """The resampling stream of one (model, k) job: independent of the networks' draws and of other jobs."""
+    return np.random.SeedSequence([int(seed), MODEL_CODES[model], int(k), 1])
+
+
+def bootstrap_means(per_draw: np.ndarray, resamples: int, seed: np.random.SeedSequence) -> np.ndarray:
+    """Means over ``resamples`` bootstrap resamples of the draws, for every l: array (resamples, L).
+
+    Each resample is a count vector (how often each draw is picked); its mean is one matrix product, computed on one
+    thread so that the summation order, hence every bit, does not depend on the job's thread count.
+    """
+    draws = per_draw.shape[0]
+    generator = np.random.default_rng(seed)
+    values = torch.from_numpy(np.ascontiguousarray(per_draw, dtype=np.float64))
+    means = np.empty((resamples, per_draw.shape[1]))
+    block = max(1, min(resamples, 2**24 // draws))  # resamples whose picks are held at once
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for start in range(0, resamples, block):
+            stop = min(resamples, start + block)
+            picks = generator.integers(0, draws, size=(stop - start, draws))
+            rows = np.repeat(np.arange(stop - start), draws) * draws
+            counts = np.bincount(rows + picks.ravel(), minlength=(stop - start) * draws).reshape(stop - start, draws)
+            means[start:stop] = (torch.from_numpy(counts.astype(np.float64)) @ values).numpy() / draws
+    finally:
+        torch.set_num_threads(threads)
+    return means
+
+
+def summarise(
+    per_draw: np.ndarray, threshold: float, resamples: int, seed: np.random.SeedSequence
+) -> dict[str, np.ndarray]:
+    """Statistics over draws, per l, of a (draws, L) distance array.
+
+    ``mean``, ``std`` (ddof=1; 0 for one draw), ``sem``; ``ci_low``/``ci_high``: the bootstrap percentile
+    :data:`CONFIDENCE` interval of the mean (``resamples`` resamples; the mean itself for one draw); ``median``;
+    ``frac_above``/``n_above``: the fraction and count of draws farther apart than ``threshold``; ``n_draws``.
+    """
     draws, length = per_draw.shape
+    if not threshold > 0:
+        raise ConfigError(f"memory.dlk.tail_threshold: must be > 0, got {threshold!r}")
+    if isinstance(resamples, bool) or not isinstance(resamples, int | np.integer) or resamples < 1:
+        raise ConfigError(f"memory.dlk.bootstrap: must be an integer >= 1, got {resamples!r}")
     mean = per_draw.mean(axis=0)
     std = per_draw.std(axis=0, ddof=1) if draws > 1 else np.zeros(length)
+    if draws > 1:
+        tail = (1.0 - CONFIDENCE) / 2
+        ci_low, ci_high = np.quantile(bootstrap_means(per_draw, int(resamples), seed), [tail, 1.0 - tail], axis=0)
+    else:
+        ci_low, ci_high = mean.copy(), mean.copy()
+    above = (per_draw > threshold).sum(axis=0)
     return {
         "l": np.arange(1, length + 1),
         "mean": mean,
         "std": std,
         "sem": std / math.sqrt(draws),
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+        "median": np.median(per_draw, axis=0),
+        "frac_above": above / draws,
+        "n_above": above.astype(np.int64),
         "n_draws": np.full(length, draws, dtype=np.int64),
     }
 
 
-def distinguishability(cells: EnsembleRecurrence, length: int) -> dict[str, np.ndarray]:
+def resolved(table: pd.DataFrame) -> pd.Series:
+    """Rows whose mean is resolved: no draw above the threshold, or at least :data:`RESOLVED_COUNT` of them."""
+    return (table["n_above"] == 0) | (table["n_above"] >= RESOLVED_COUNT)
+
+
+def distinguishability(
+    cells: EnsembleRecurrence,
+    length: int,
+    threshold: float = 1e-3,
+    resamples: int = 1000,
+    seed: np.random.SeedSequence | None = None,
+) -> dict[str, np.ndarray]:
     """D(l, k) for l = 1..length over the ensemble's draws (one streamed pass, float64, no gradients).
 
-    Returns arrays of length ``length``: ``l``, ``mean`` (= D(l, k)), ``std`` (ddof=1, 0 for one draw), ``sem``,
-    ``n_draws``. Raises :class:`NonFiniteStatesError` if a state becomes NaN/inf.
+    Returns the arrays of :func:`summarise` (length ``length``); ``mean`` is D(l, k). Raises
+    :class:`NonFiniteStatesError` if a state becomes NaN/inf.
     """
-    return summarise(per_draw_distances(cells, length))
+    seed = seed if seed is not None else np.random.SeedSequence(0)
+    return summarise(per_draw_distances(cells, length), threshold, resamples, seed)
 
 
 def distinguishability_naive(cells: EnsembleRecurrence, length: int) -> np.ndarray:
@@ -301,9 +395,10 @@ def distinguishability_naive(cells: EnsembleRecurrence, length: int) -> np.ndarr
             single.load_state_dict(
                 {name: p.detach()[m : m + 1].to(torch.float64) for name, p in cells.state_dict().items()}
             )
+            symbol_zero, symbol_one = ENCODINGS[ENCODING_OF_SIZE[cells.input_size]]
             for steps in range(1, length + 1):
-                u = [SYMBOL_ONE] + [SYMBOL_ZERO] * (steps - 1)
-                v = [SYMBOL_ZERO] * steps
+                u = [symbol_one] + [symbol_zero] * (steps - 1)
+                v = [symbol_zero] * steps
                 x = torch.tensor([u, v], dtype=torch.float64).unsqueeze(0)  # (1, 2, l, 2)
                 states, _ = single(x)
                 out[m, steps - 1] = float(torch.linalg.vector_norm(states[0, 0, -1] - states[0, 1, -1]))
@@ -339,19 +434,23 @@ def echo_state_fractions(cells: EnsembleRecurrence) -> dict[str, float]:
     }
 
 
-def dlk_table(model: str, k: int, draws: int, length: int, seed: int, weight_scale: float | str) -> pd.DataFrame:
+def dlk_table(
+    model: str,
+    k: int,
+    draws: int,
+    length: int,
+    seed: int,
+    weight_scale: float | str,
+    bias: str = "zero",
+    encoding: str = "one_hot",
+    threshold: float = 1e-3,
+    resamples: int = 1000,
+) -> pd.DataFrame:
     """One (model, k) job: a row per l = 1..length with D's statistics and the draws' echo-state fractions."""
-    cells = random_cells(model, k, draws, seed, weight_scale)
-    stats = distinguishability(cells, length)
+    cells = random_cells(model, k, draws, seed, weight_scale, bias, encoding)
+    stats = distinguishability(cells, length, threshold, resamples, bootstrap_seed(model, k, seed))
     echo = echo_state_fractions(cells)
-    table = pd.DataFrame({
-        "k": np.full(length, k, dtype=np.int64),
-        "l": stats["l"],
-        "mean": stats["mean"],
-        "std": stats["std"],
-        "sem": stats["sem"],
-        "n_draws": stats["n_draws"],
-    })
+    table = pd.DataFrame({"k": np.full(length, k, dtype=np.int64), **stats})
     for name in ("sv_max_below_1", "sv_max_below_4", "sv_max_median"):
         table[name] = echo[name]
     return table[TABLE_COLUMNS]

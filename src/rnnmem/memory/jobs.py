@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rnnmem.core.atomic import write_csv
@@ -40,6 +41,9 @@ from rnnmem.reber.experiments import member_strings
 from rnnmem.reber.gradient_log import HISTOGRAM_COLUMNS
 from rnnmem.reber.grammars import EMBEDDED_REBER
 from rnnmem.reber.sequences import encode
+
+CONVENTION_STATS = ["k", "l", "mean", "ci_low", "ci_high", "median", "frac_above", "n_above", "n_draws"]
+CONVENTION_COLUMNS = ["model", "bias", "input", *CONVENTION_STATS]
 
 
 def gradient_summary(histogram_paths: list[Path], table_out: Path, fig12: Path, fig13: Path, zoom_max: float) -> None:
@@ -87,10 +91,14 @@ def gradient_lag(params: dict[str, Any], models: list[Path], specs: list[Path], 
 def dlk(params: dict[str, Any], out: Path) -> None:
     """D(l,k) of one (model, k): every l up to max_l in one batched pass over all draws."""
     table = dlk_table(params["model"], params["k"], params["draws"], params["max_l"], params["seed"],
-                      params["weight_scale"])
+                      params["weight_scale"], params["bias"], params["input"], params["tail_threshold"],
+                      params["bootstrap"])
     write_csv(out, table, float_format="%.10g")
-    summary(f"D(l,k) of {params['model']}, k = {params['k']}: {params['draws']} draws, l = 1 to {params['max_l']}, "
-            f"mean D from {table['mean'].min():.4g} to {table['mean'].max():.4g}")
+    last = table.iloc[-1]
+    summary(f"D(l,k) of {params['model']}, k = {params['k']} ({params['bias']} biases, {params['input']} input): "
+            f"{params['draws']} draws, l = 1 to {params['max_l']}; at l = {params['max_l']}: mean {last['mean']:.4g} "
+            f"[{last['ci_low']:.4g}, {last['ci_high']:.4g}], median {last['median']:.3g}, "
+            f"{int(last['n_above'])} draws above {params['tail_threshold']:g}")
 
 
 def dlk_merge(parts: list[Path], out: Path) -> None:
@@ -99,6 +107,35 @@ def dlk_merge(parts: list[Path], out: Path) -> None:
     write_csv(out, table, float_format="%.10g")
     summary(f"{len(parts)} parts, k = {', '.join(str(k) for k in table['k'].unique())}, {len(table)} rows; "
             f"mean D from {table['mean'].min():.4g} to {table['mean'].max():.4g}")
+
+
+def dlk_conventions(params: dict[str, Any], parts: list[Path], out: Path) -> None:
+    """D(max_l, k) of every (model, bias, input, k) part: one row each, the part's row at l = max_l.
+
+    ``params["parts"]`` lists, in the order of ``parts``, the model, bias, input and k each part was made with.
+    """
+    described = params["parts"]
+    if len(described) != len(parts):
+        raise ValueError(f"dlk-conventions: {len(parts)} part files for {len(described)} described parts")
+    rows = []
+    for meta, path in zip(described, parts, strict=True):
+        table = read_table(path, DLK_COLUMNS)
+        last = table[table["l"] == params["max_l"]]
+        if len(last) != 1 or int(last["k"].iloc[0]) != int(meta["k"]):
+            raise ValueError(f"{path}: expected one row at l = {params['max_l']} for k = {meta['k']}")
+        rows.append({key: meta[key] for key in ("model", "bias", "input")} | last.iloc[0][CONVENTION_STATS].to_dict())
+    table = pd.DataFrame(rows, columns=CONVENTION_COLUMNS)
+    for column in ("k", "l", "n_above", "n_draws"):
+        table[column] = table[column].astype(np.int64)
+    write_csv(out, table, float_format="%.10g")
+    summary(f"{len(table)} (model, bias, input, k) rows at l = {params['max_l']}")
+
+
+def conventions_label(bias: str, encoding: str) -> str:
+    """The D(l,k) conventions in words, for figure titles."""
+    biases = {"zero": "zero biases (the report's code)", "normal": "N(0,1) biases"}[bias]
+    inputs = {"one_hot": "one-hot input", "scalar": "scalar input x_t = u_t"}[encoding]
+    return f"{biases}, {inputs}"
 
 
 def dlk_figures(params: dict[str, Any], tables: list[Path], heatmaps: list[Path], curves: Path) -> None:
@@ -110,9 +147,13 @@ def dlk_figures(params: dict[str, Any], tables: list[Path], heatmaps: list[Path]
     scale = params["weight_scale"]
     factor = "" if scale == 1 else f", W_h × {scale_text(scale)}"
     weights = f"N(0,1) weights{factor}"
+    conventions = conventions_label(params["bias"], params["input"])
+    shared = figures_dlk.shared_norm_range(list(frames.values()))  # equal colours mean equal D in 14 and 15
     for (model, frame), out in zip(frames.items(), heatmaps, strict=True):
-        figures_dlk.fig_dlk_heatmap(frame, labels[model], out, weights_label=weights)
-    figures_dlk.fig_dlk_curves(frames, params["curves_k"], curves, weights_label=weights)
+        figures_dlk.fig_dlk_heatmap(frame, labels[model], out, weights_label=weights, conventions_label=conventions,
+                                    norm_range=shared, threshold=params["tail_threshold"])
+    figures_dlk.fig_dlk_curves(frames, params["curves_k"], curves, weights_label=weights,
+                               conventions_label=conventions, threshold=params["tail_threshold"])
     summary(f"{len(heatmaps)} D(l,k) heatmaps ({', '.join(frames)}) and the curves for k in {params['curves_k']}")
 
 

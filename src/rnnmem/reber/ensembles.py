@@ -29,11 +29,13 @@ def save_ensemble(model: SequencePredictor, spec: dict[str, Any], weights_path: 
 
 def untrained_ensemble(spec: dict[str, Any], seeds: list[int]) -> SequencePredictor:
     """An ensemble of the architecture ``spec`` describes, one member per seed, initialised as its regime
-    initialises (``regime_settings.init``): the untrained twin of a trained ensemble (same seeds) or random
-    networks to compare it with (other seeds)."""
+    initialises (``regime_settings.init`` and ``bias``): the untrained twin of a trained ensemble (same seeds) or
+    random networks to compare it with (other seeds). A spec without ``bias`` (the modern regime, or a seed-regime
+    ensemble written before the key existed) had its biases drawn like the weights."""
     model = SequencePredictor(spec["model"], spec["input_size"], spec["hidden"], spec["output_size"],
                               members=len(seeds), activation=spec.get("activation", "logistic"))
-    model.reset_parameters(spec["regime_settings"]["init"], list(seeds))
+    settings = spec["regime_settings"]
+    model.reset_parameters(settings["init"], list(seeds), settings.get("bias") == "zero")
     return model
 
 

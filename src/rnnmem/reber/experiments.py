@@ -104,7 +104,7 @@ def run_experiment(
         experiment.model, experiment.alphabet_size, experiment.hidden, experiment.alphabet_size,
         members=len(seeds), activation=experiment.activation,
     )
-    model.reset_parameters(regime.init, seeds)
+    model.reset_parameters(regime.init, seeds, regime.zero_bias)
     model.to(device)
 
     def solved(net: SequencePredictor, active: torch.Tensor) -> torch.Tensor:

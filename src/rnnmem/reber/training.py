@@ -2,7 +2,8 @@
 
 ``seed``   the report's annex A.3 loop: squared error against one-hot targets, one plain SGD step per string,
            learning rate divided by ``lr_divisor`` whenever the epoch's mean error rises, stop when that mean
-           changes by less than ``tolerance`` or after ``max_epochs``; N(0, 1) weights.
+           changes by less than ``tolerance`` or after ``max_epochs``; N(0, 1) weights, biases zero (``bias:
+           zero``, the report's annex code) or N(0, 1) like the weights (``bias: normal``).
 ``modern`` cross-entropy on the next symbol, Adam, minibatches, per-network gradient-norm clipping.
 
 Members are independent networks trained in lock-step: each has its own strings, order, learning rate and
@@ -28,6 +29,7 @@ from rnnmem.core.progress import progress
 from rnnmem.reber.sequences import PAD, EncodedStrings
 
 REGIMES = ("seed", "modern")
+BIASES = ("zero", "normal")  # the seed regime's initial biases: 0 (the report's annex code) or N(0, 1)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,12 @@ class SeedRegime:
     tolerance: float  # stop when the epoch's mean error changes by less
     max_epochs: int
     init: str  # normal: N(0, 1) weights, as the report's annexes
+    bias: str  # zero: biases 0, as the report's annex code; normal: drawn like the weights
+
+    @property
+    def zero_bias(self) -> bool:
+        """Whether the initial biases are zero rather than drawn (``bias: zero``)."""
+        return self.bias == "zero"
 
 
 @dataclass(frozen=True)
@@ -52,14 +60,15 @@ class ModernRegime:
     batch_size: int
     clip_norm: float
     init: str  # uniform: U(±1/√H)
+    zero_bias: ClassVar[bool] = False  # biases drawn like the weights, as torch initialises them
 
 
 Regime = SeedRegime | ModernRegime
 
 
 def make_regime(name: str, settings: dict) -> Regime:
-    """A regime from its config block (keys as the dataclass fields, all of them); a missing or unknown key is a
-    ConfigError naming ``reber.regimes.<name>`` and the key."""
+    """A regime from its config block (keys as the dataclass fields, all of them); a missing or unknown key, or a
+    ``bias`` other than zero or normal, is a ConfigError naming ``reber.regimes.<name>`` and the key."""
     classes = {"seed": SeedRegime, "modern": ModernRegime}
     if name not in classes:
         raise ConfigError(f"reber.regimes: unknown regime {name!r}; expected one of {REGIMES}")
@@ -69,6 +78,8 @@ def make_regime(name: str, settings: dict) -> Regime:
         raise ConfigError(f"reber.regimes.{name}: " + "; ".join(
             part for part in (f"unknown key(s) {unknown}" if unknown else "",
                               f"missing key(s) {missing}" if missing else "") if part))
+    if "bias" in settings and settings["bias"] not in BIASES:
+        raise ConfigError(f"reber.regimes.{name}.bias: expected zero or normal, got {settings['bias']!r}")
     return classes[name](**settings)
 
 
