@@ -14,12 +14,14 @@ include: "workflow/rules/reber.smk"
 include: "workflow/rules/memory.smk"
 include: "workflow/rules/chorales.smk"
 include: "workflow/rules/lm.smk"
+include: "workflow/rules/melody.smk"
 
 
 wildcard_constraints:
     experiment="|".join(REBER_EXPERIMENTS),
     regime="|".join(REBER_REGIMES + LM_REGIMES),
     name="|".join(LM_MODELS),
+    seed=r"\d+",
 
 
 rule all:
@@ -29,9 +31,10 @@ rule all:
         memory_outputs(),
         chorale_outputs(),
         lm_outputs(),
+        melody_outputs(),
 
 
-# One branch of the report and what it needs: `snakemake --cores all reber` (or memory, chorales).
+# One branch of the report and what it needs: `snakemake --cores all reber` (or memory, chorales, melody).
 rule reber:
     input:
         reber_outputs(),
@@ -46,3 +49,8 @@ rule chorales:
     input:
         chorale_outputs(),
         lm_outputs(),
+
+
+rule melody:
+    input:
+        melody_outputs(),

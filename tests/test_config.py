@@ -65,6 +65,11 @@ SCHEMA_ERRORS = [
     ("bad_reber_bias", _set(("reber", "regimes", "seed", "bias"), "x"), ["bias", "'x'"]),
     ("bad_lm_bias", _set(("lm", "regimes", "seed", "bias"), "uniform"), ["bias", "uniform"]),
     ("bias_on_modern", _set(("reber", "regimes", "modern", "bias"), "zero"), ["bias"]),
+    ("zero_shift", _set(("lm", "regimes", "modern", "transpose"), [0, 1]), ["transpose", "0"]),
+    ("shift_beyond_octave", _set(("lm", "regimes", "modern", "transpose"), [12]), ["transpose", "12"]),
+    ("transpose_on_seed", _set(("lm", "regimes", "seed", "transpose"), [1]), ["transpose"]),
+    ("zero_seeds", _set(("lm", "n_seeds", "modern"), 0), ["n_seeds", "0"]),
+    ("seeds_of_unknown_regime", _set(("lm", "n_seeds", "adam"), 2), ["adam"]),
     ("bad_experiment_name", _set(("reber", "experiments", 0, "name"), "has space"), ["has space"]),
     ("dlk_k_below_1", _set(("memory", "dlk", "k"), [0, 5]), ["k", "0"]),
     ("dlk_l_below_1", _set(("memory", "dlk", "max_l"), 0), ["max_l", "0"]),
@@ -102,6 +107,27 @@ def test_schema_fills_the_seed_bias_of_older_configs(config: dict) -> None:
         assert config[section]["regimes"]["seed"]["bias"] == "zero", section
         assert "bias" not in config[section]["regimes"]["modern"], section
     assert "bias" not in config["toy_language"]["regime"]
+
+
+def test_schema_fills_no_transposition_for_older_configs(config: dict) -> None:
+    """A config without ``lm.regimes.modern.transpose`` trains on the report's data (no shifted copies)."""
+    config["lm"]["regimes"]["modern"].pop("transpose", None)
+    validate(config, SCHEMA)
+    assert config["lm"]["regimes"]["modern"]["transpose"] == []
+    assert "transpose" not in config["lm"]["regimes"]["seed"]
+
+
+def test_schema_fills_one_seed_per_regime_for_older_configs(config: dict) -> None:
+    """Without ``lm.n_seeds`` every (model, regime) is trained once, with lm.seed (the report's single run)."""
+    del config["lm"]["n_seeds"]
+    validate(config, SCHEMA)
+    assert config["lm"]["n_seeds"] == {}
+
+
+def test_repeated_shift_is_one_line_naming_the_key(config: dict) -> None:
+    config["lm"]["regimes"]["modern"]["transpose"] = [1, -1, 1]
+    with pytest.raises(ConfigError, match=r"^lm\.regimes\.modern\.transpose: \[1, -1, 1\] lists a shift twice$"):
+        check_config(config)
 
 
 def test_schema_rejects_missing_key(config: dict) -> None:
@@ -143,6 +169,11 @@ def _activation_on_gru(config: dict) -> None:
     _experiments(config)[2]["activation"] = "tanh"
 
 
+def _drop_seed_regime_keep_its_seeds(config: dict) -> None:
+    del config["lm"]["regimes"]["seed"]
+    config["lm"]["n_seeds"]["seed"] = 2
+
+
 CHECK_ERRORS = [
     ("figure_regime_not_configured", _only_seed_regime, "reber.figures.regime"),
     ("match_later", _match_later, "reber.experiments[2].match_params_of"),
@@ -161,6 +192,7 @@ CHECK_ERRORS = [
     ("dlk_draws_lack_a_model", _set(("memory", "dlk", "draws"), {"vanilla": 5}), "memory.dlk.draws"),
     ("dlk_conventions_k_not_computed", _set(("memory", "dlk", "conventions_k"), [7]), "memory.dlk.conventions_k"),
     ("compare_k_not_computed", _set(("memory", "dlk", "compare_k"), 7), "memory.dlk.compare_k"),
+    ("n_seeds_of_an_absent_regime", _drop_seed_regime_keep_its_seeds, "lm.n_seeds.seed"),
     (
         "gradient_experiment_not_embedded",
         _set(("memory", "gradients", "experiments"), ["reber_vanilla5"]),

@@ -85,6 +85,7 @@ REBER = "rnnmem.reber.jobs"
 MEMORY = "rnnmem.memory.jobs"
 CHORALES = "rnnmem.chorales.jobs"
 LM = "rnnmem.lm.jobs"
+MELODY = "rnnmem.melody.jobs"
 
 DLK_KEYS = ("model", "k", "draws", "max_l", "seed", "weight_scale", "bias", "input", "tail_threshold", "bootstrap")
 TOY_KEYS = ("hidden", "activation", "regime", "seed", "train_strings", "test_strings", "max_strings", "check_every")
@@ -154,6 +155,10 @@ COMMANDS: tuple[Command, ...] = (
             params_keys=("numbers", "repeats", "on_bad_file"), torch=False),
     command("chorales-dataset", f"{CHORALES}:chorales_dataset", "Figure-20 texts, tokens, vocabulary, splits, stats.",
             path("--transposed"), path("--skipped"), path("--out-dir"), params_keys=("split",), torch=False),
+    command("chorales-augmented", f"{CHORALES}:chorales_augmented",
+            "Training chorales plus transposed copies, extended vocabulary.",
+            path("--tokens"), path("--vocab"), path("--transposed"), path("--out-dir"), params_keys=("transpose",),
+            torch=False),
     command("chorales-agreement", f"{CHORALES}:chorales_agreement", "Compare the two sources chorale by chorale.",
             path("--lilypond"), path("--music21"), path("--out"), torch=False),
     command("chorales-score", f"{CHORALES}:chorales_score", "Engrave one transposed soprano as a PNG.",
@@ -162,6 +167,8 @@ COMMANDS: tuple[Command, ...] = (
             path("--tokens"), path("--vocab"),
             path("--checkpoint-dir", help="the job's checkpoint folder: one <identity digest>.ckpt per run identity"),
             path("--model", "model_out"), path("--curve", "curve_out"),
+            path("--budget-vocab", help="the vocabulary a parameter budget is matched on (default: --vocab)",
+                 required=False),
             params_keys=("model", "regime", "settings", "seed", "source")),
     command("lm-score", f"{LM}:lm_score", "Test-split scores of one trained chorale model.",
             path("--tokens"), path("--vocab"), path("--model", "model_path"), path("--out"),
@@ -180,6 +187,19 @@ COMMANDS: tuple[Command, ...] = (
             path("--sample-dirs", many=True), path("--out"), params_keys=("labels",)),
     command("learning-curves", f"{LM}:learning_curves", "Learning curves of every chorale model.",
             path("--curves", many=True), path("--table", "table_out"), path("--figure")),
+    command("melody-corpus", f"{MELODY}:melody_corpus", "The chorale soprano melodies from music21's corpus, as JSON.",
+            path("--out"), params_keys=("bwv", "fix_octave_errors"), torch=False),
+    command("melody-baselines", f"{MELODY}:melody_baselines",
+            "Per-note bits of PPM (LTM, STM, both) and the Kneser-Ney n-gram over one kind of folds.",
+            path("--melodies", "melodies_path"), path("--out"), params_keys=("kind", "seed", "folds", "ngram_orders"),
+            torch=False),
+    command("melody-neural", f"{MELODY}:melody_neural", "Per-note bits of the neural melody models on one test fold.",
+            path("--melodies", "melodies_path"), path("--out"),
+            params_keys=("kind", "fold", "seed", "folds", "neural")),
+    command("melody-benchmark", f"{MELODY}:melody_benchmark",
+            "The melody benchmark table (CSV, Markdown) and figure from the per-note tables.",
+            path("--melodies", "melodies_path"), path("--parts", many=True), path("--table", "table_out"),
+            path("--markdown"), path("--figure"), torch=False),
     command("bench", "rnnmem.bench.suite:run_bench", "Training throughput and loop overhead (make bench).",
             arg("--out-dir", type=Path, default=Path("results/bench")), arg("--repeats", type=int, default=20),
             arg("--config", type=Path, default=Path("config.yaml"),

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from rnnmem.core.errors import ConfigError
+from rnnmem.lm.settings import regime_shifts
 
 __all__ = ["ConfigError", "check_config"]
 
@@ -189,7 +190,8 @@ def check_chorale_settings(chorales: dict[str, Any]) -> None:
 
 
 def check_lm_references(lm: dict[str, Any]) -> None:
-    """Model names unique; figure 21 names trained models, a configured regime and a sampled temperature."""
+    """Model names unique; figure 21 names trained models, a configured regime and a sampled temperature;
+    lm.n_seeds names configured regimes."""
     names = [model["name"] for model in lm["models"]]
     for position, name in enumerate(names):
         if names.index(name) != position:
@@ -200,12 +202,16 @@ def check_lm_references(lm: dict[str, Any]) -> None:
             raise ConfigError(f"lm.figure21.models[{position}]: {name!r} is not in lm.models")
     if figure["regime"] not in lm["regimes"]:
         raise ConfigError(f"lm.figure21.regime: {figure['regime']!r} is not a key of lm.regimes")
+    for regime in lm.get("n_seeds", {}):
+        if regime not in lm["regimes"]:
+            raise ConfigError(f"lm.n_seeds.{regime}: {regime!r} is not a key of lm.regimes")
     if figure["temperature"] not in lm["sampling"]["temperatures"]:
         raise ConfigError(f"lm.figure21.temperature: {figure['temperature']} is not in lm.sampling.temperatures")
 
 
 def check_lm_settings(lm: dict[str, Any]) -> None:
-    """Sample files of distinct temperatures have distinct names; figure 21 shows engraved samples."""
+    """Sample files of distinct temperatures have distinct names; figure 21 shows engraved samples; the
+    transposition shifts are distinct, non-zero and within an octave."""
     labels: dict[str, float] = {}
     for position, temperature in enumerate(lm["sampling"]["temperatures"]):
         label = format(temperature, TEMPERATURE_FORMAT)
@@ -217,6 +223,15 @@ def check_lm_settings(lm: dict[str, Any]) -> None:
         labels[label] = temperature
     if not lm["sampling"]["engrave"]:
         raise ConfigError("lm.sampling.engrave: figure 21 (lm.figure21) shows engraved samples, so it must be true")
+    for regime, block in lm["regimes"].items():  # distinct shifts within an octave (lm.regimes.modern.transpose)
+        regime_shifts(regime, block)
+
+
+def check_melody_settings(melody: dict[str, Any]) -> None:
+    """The melody benchmark's BWV span, [first, last], runs upwards."""
+    span = melody.get("bwv") or []
+    if span and span[0] > span[1]:
+        raise ConfigError(f"melody.bwv: [{span[0]}, {span[1]}] must be [first, last] with first <= last")
 
 
 def check_config(config: dict[str, Any]) -> None:
@@ -230,3 +245,5 @@ def check_config(config: dict[str, Any]) -> None:
     check_chorale_settings(config["chorales"])
     check_lm_references(config["lm"])
     check_lm_settings(config["lm"])
+    if "melody" in config:
+        check_melody_settings(config["melody"])

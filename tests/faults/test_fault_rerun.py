@@ -15,8 +15,8 @@ from conftest import copy_workflow, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
-MODEL = "results/lm/models/vanilla_r_modern.pt"
-FOLDER = "results/lm/checkpoints/vanilla_r_modern"
+MODEL = "results/lm/models/vanilla_r_modern_s0.pt"
+FOLDER = "results/lm/checkpoints/vanilla_r_modern_s0"
 MODERN = {"embedding": 4, "dropout": 0.1, "lr": 0.01, "batch_size": 8, "clip_norm": 1.0, "patience": 2,
           "max_epochs": 2, "checkpoint_every": 3}
 OVERLAY = {
@@ -36,7 +36,7 @@ def _run(workdir: Path, lr: float) -> tuple[bytes, list[str], str]:
     overlay.write_text(yaml.safe_dump(config), encoding="utf-8")
     run_snakemake(workdir, "--configfile", "tests/config.smoke.yaml", "tests/rerun.yaml", "--cores", "2", MODEL)
     folder = sorted(p.name for p in (workdir / FOLDER).iterdir())
-    log = (workdir / "logs/lm_train/vanilla_r_modern.log").read_text(encoding="utf-8")
+    log = (workdir / "logs/lm_train/vanilla_r_modern_s0.log").read_text(encoding="utf-8")
     return (workdir / MODEL).read_bytes(), folder, log
 
 

@@ -19,7 +19,7 @@ from rnnmem.core.errors import ConfigError
 from rnnmem.lm.data import TokenData, TokenDataError, is_note, load_token_data, pad_batch
 from rnnmem.lm.evaluate import evaluate_lm
 from rnnmem.lm.model import TokenLM, lm_matched_hidden, lm_parameter_count, trainable_parameter_count
-from rnnmem.lm.settings import regime_settings
+from rnnmem.lm.settings import DATA_KEYS, regime_settings
 from rnnmem.lm.train import (
     CheckpointError,
     TrainingStopped,
@@ -408,13 +408,16 @@ def test_settings_are_checked_when_built():
 
 
 def test_config_yaml_sets_every_knob_as_the_schema_defaults_do():
-    """config.yaml lists every regime key; where the schema has a default (for older configs), it is the same."""
+    """config.yaml lists every regime key; where the schema has a default (for older configs), it is the same,
+    but for the data keys (``transpose``): their default is the report's data, whatever config.yaml chose."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text(encoding="utf-8"))
     regimes = schema["properties"]["lm"]["properties"]["regimes"]["properties"]
     for regime, block in config["lm"]["regimes"].items():
         regime_settings(regime, block)  # complete and well typed
-        defaults = {k: v["default"] for k, v in regimes[regime]["properties"].items() if "default" in v}
+        assert all(k in block and regimes[regime]["properties"][k]["default"] == [] for k in DATA_KEYS[regime])
+        defaults = {k: v["default"] for k, v in regimes[regime]["properties"].items()
+                    if "default" in v and k not in DATA_KEYS[regime]}
         assert defaults, regime
         assert {k: block[k] for k in defaults} == defaults
 

@@ -79,9 +79,22 @@ def test_changing_a_chorale_training_parameter_reruns_training_and_downstream_on
     overlay = workdir / "tests" / "lr.yaml"
     overlay.write_text(yaml.safe_dump({"lm": {"regimes": {"modern": modern}}}))
     jobs = planned_jobs(workdir, "--configfile", *smoke_configs(workdir), str(overlay.relative_to(workdir)))
-    models = len(smoke["lm"]["models"])
-    assert jobs == {"lm_train": models, "lm_score": models, "lm_samples": models, "lm_scores": 1,
+    models, seeds = len(smoke["lm"]["models"]), smoke["lm"]["n_seeds"]["modern"]
+    assert jobs == {"lm_train": models * seeds, "lm_score": models * seeds, "lm_samples": models, "lm_scores": 1,
                     "lm_sample_metrics": 1, "fig21_samples": 1, "learning_curves": 1, "all": 1}
+
+
+def test_changing_the_shifts_reruns_the_augmented_data_and_the_modern_models_only(smoke_run, tmp_path):
+    workdir = copy_run(smoke_run, tmp_path / "run")
+    smoke = yaml.safe_load((workdir / "tests/config.smoke.yaml").read_text())
+    modern = dict(smoke["lm"]["regimes"]["modern"], transpose=[2])
+    overlay = workdir / "tests" / "shifts.yaml"
+    overlay.write_text(yaml.safe_dump({"lm": {"regimes": {"modern": modern}}}))
+    jobs = planned_jobs(workdir, "--configfile", *smoke_configs(workdir), str(overlay.relative_to(workdir)))
+    models, seeds = len(smoke["lm"]["models"]), smoke["lm"]["n_seeds"]["modern"]
+    assert jobs == {"chorales_augmented": 1, "lm_ngram_augmented": 1, "lm_train": models * seeds,
+                    "lm_score": models * seeds, "lm_samples": models, "lm_scores": 1, "lm_sample_metrics": 1,
+                    "fig21_samples": 1, "learning_curves": 1, "all": 1}
 
 
 KILL_OVERLAY = """
@@ -97,7 +110,7 @@ lm:
 def _train(workdir: Path, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(workdir / "Snakefile"), "--directory",
                str(workdir), "--configfile", "tests/config.smoke.yaml", "tests/kill.yaml", "--cores", "1",
-               "results/lm/models/vanilla_k_seed.pt", "results/lm/curves/vanilla_k_seed.csv", *extra]
+               "results/lm/models/vanilla_k_seed_s0.pt", "results/lm/curves/vanilla_k_seed_s0.csv", *extra]
     return subprocess.Popen(command, cwd=workdir, env=snakemake_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -110,7 +123,7 @@ def test_sigkill_during_training_then_rerun_resumes_and_matches(tmp_path):
     assert _train(reference).wait(timeout=900) == 0
 
     process = _train(killed)
-    folder = killed / "results/lm/checkpoints/vanilla_k_seed"  # one <identity digest>.ckpt per run identity
+    folder = killed / "results/lm/checkpoints/vanilla_k_seed_s0"  # one <identity digest>.ckpt per run identity
 
     def checkpoints() -> list[Path]:
         return [p for p in folder.glob("*.ckpt") if not p.name.startswith(".")] if folder.is_dir() else []
@@ -122,21 +135,21 @@ def test_sigkill_during_training_then_rerun_resumes_and_matches(tmp_path):
     assert len(checkpoints()) == 1
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
-    assert not (killed / "results/lm/models/vanilla_k_seed.pt").exists()
+    assert not (killed / "results/lm/models/vanilla_k_seed_s0.pt").exists()
 
     # The documented recovery: release the killed run's lock, then rerun with --rerun-incomplete.
     assert _train(killed, "--unlock").wait(timeout=300) == 0
     assert _train(killed, "--rerun-incomplete").wait(timeout=900) == 0
-    log = (killed / "logs/lm_train/vanilla_k_seed.log").read_text()
+    log = (killed / "logs/lm_train/vanilla_k_seed_s0.log").read_text()
     assert "resuming from" in log
     assert len(checkpoints()) == 1 and not [p for p in folder.iterdir() if p not in checkpoints()]
     # Saved byte-deterministically: the resumed run's model file is the uninterrupted run's, byte for byte.
-    assert (killed / "results/lm/models/vanilla_k_seed.pt").read_bytes() == (
-        reference / "results/lm/models/vanilla_k_seed.pt").read_bytes()
-    for table in ("results/lm/curves/vanilla_k_seed.csv",):
+    assert (killed / "results/lm/models/vanilla_k_seed_s0.pt").read_bytes() == (
+        reference / "results/lm/models/vanilla_k_seed_s0.pt").read_bytes()
+    for table in ("results/lm/curves/vanilla_k_seed_s0.csv",):
         assert (killed / table).read_bytes() == (reference / table).read_bytes(), table
     import torch
 
-    ours = torch.load(killed / "results/lm/models/vanilla_k_seed.pt", weights_only=True)["model"]
-    theirs = torch.load(reference / "results/lm/models/vanilla_k_seed.pt", weights_only=True)["model"]
+    ours = torch.load(killed / "results/lm/models/vanilla_k_seed_s0.pt", weights_only=True)["model"]
+    theirs = torch.load(reference / "results/lm/models/vanilla_k_seed_s0.pt", weights_only=True)["model"]
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)

@@ -143,6 +143,56 @@ def test_chorale_data_of_the_music21_source(smoke_run):
     assert (smoke_run / "results/figures/fig19_soprano_bwv269.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_augmented_training_data_and_its_ngram_baseline(smoke_run):
+    """lm.regimes.modern.transpose [-1, 1] in the smoke config: the modern regime trains on the training chorales
+    plus two shifted copies each, valid and test untouched; the n-gram on the same data is its own scores row."""
+    from rnnmem.lm.model import lm_parameter_count
+
+    smoke = yaml.safe_load((REPO / "tests/config.smoke.yaml").read_text())["lm"]
+    shifts = smoke["regimes"]["modern"]["transpose"]
+    scores = pd.read_csv(smoke_run / "results/chorales/scores.csv", dtype={"transpose": str}, keep_default_na=False)
+    folder = smoke_run / "results/chorales" / scores.loc[0, "source"]  # lilypond with the Hardy archive
+    base = [json.loads(line) for line in (folder / "tokens.jsonl").read_text().splitlines()]
+    augmented = [json.loads(line) for line in (folder / "augmented/tokens.jsonl").read_text().splitlines()]
+    vocab_base = json.loads((folder / "vocab.json").read_text())
+    vocab = json.loads((folder / "augmented/vocab.json").read_text())
+    assert vocab[:len(vocab_base)] == vocab_base
+    held_out = [(r["number"], r["split"], r["tokens"]) for r in base if r["split"] != "train"]
+    assert [(r["number"], r["split"], r["tokens"]) for r in augmented if r["split"] != "train"] == held_out
+    copies = [r for r in augmented if r["shift"] != 0]
+    assert {r["split"] for r in copies} == {"train"}
+    assert len(copies) == len(shifts) * sum(r["split"] == "train" for r in base)
+
+    label = " ".join(str(s) for s in sorted(shifts))
+    assert sorted(scores.loc[scores["kind"] == "ngram", "transpose"]) == ["", label]
+    trained = scores[scores["kind"] != "ngram"]
+    assert set(trained.loc[trained["regime"] == "modern", "transpose"]) == {label}
+    assert set(trained.loc[trained["regime"] == "seed", "transpose"]) == {""}
+    embedding = smoke["regimes"]["modern"]["embedding"]
+    for row in trained[trained["regime"] == "modern"].itertuples():
+        assert int(row.params) == lm_parameter_count(row.kind, len(vocab), int(row.hidden), embedding)
+
+
+def test_scores_have_a_row_per_seed_and_the_seed_summary(smoke_run):
+    """lm.n_seeds {modern: 2} in the smoke config: two rows per modern model, one per seed-regime model, each with
+    its run's mean, sd and seed count; samples and learning curves come from the first seed."""
+    smoke = yaml.safe_load((REPO / "tests/config.smoke.yaml").read_text())["lm"]
+    scores = pd.read_csv(smoke_run / "results/chorales/scores.csv")
+    trained = scores[scores["kind"] != "ngram"]
+    for (model, regime), rows in trained.groupby(["model", "regime"]):
+        n = smoke["n_seeds"].get(regime, 1)
+        assert sorted(rows["seed"]) == list(range(smoke["seed"], smoke["seed"] + n)), (model, regime)
+        assert (rows["n_seeds"] == n).all()
+        # the table's rounding (rnnmem.core.atomic.write_csv): the summary comes from the unrounded NLLs
+        assert rows["nll_mean"].tolist() == pytest.approx([rows["nll_test"].mean()] * n, rel=1e-4)
+        if n == 1:
+            assert rows["nll_sd"].isna().all()
+        else:
+            assert rows["nll_sd"].tolist() == pytest.approx([rows["nll_test"].std()] * n, rel=1e-4)
+    curves = pd.read_csv(smoke_run / "results/chorales/learning_curves.csv")
+    assert set(curves["seed"]) == {smoke["seed"]}
+
+
 def test_lilypond_source_and_agreement(smoke_run):
     if not SHARED_ARCHIVE.exists():
         pytest.skip(f"the Hardy archive is not at {SHARED_ARCHIVE} (a user's clone without ../shared)")

@@ -75,6 +75,32 @@ rule chorales_dataset:
         "--skipped {input.skipped:q} --out-dir results/chorales/{wildcards.source} > {log:q} 2>&1"
 
 
+# The modern regime's training data with lm.regimes.modern.transpose: training chorales plus shifted copies.
+rule chorales_augmented:
+    input:
+        tokens="results/chorales/{source}/tokens.jsonl",
+        vocab="results/chorales/{source}/vocab.json",
+        transposed="results/chorales/{source}/transposed.jsonl",
+    output:
+        tokens="results/chorales/{source}/augmented/tokens.jsonl",
+        vocab="results/chorales/{source}/augmented/vocab.json",
+        stats="results/chorales/{source}/augmented/stats.csv",
+    log:
+        "logs/chorales_augmented/{source}.log",
+    benchmark:
+        "benchmarks/chorales_augmented/{source}.tsv"
+    wildcard_constraints:
+        source="music21|lilypond",
+    conda:
+        "../../envs/rnnmem.yaml"
+    params:
+        spec=as_json({"transpose": LM_SHIFTS.get("modern", [])}),
+    shell:
+        f"{RNNMEM} chorales-augmented --params {{params.spec:q}} --tokens {{input.tokens:q}} "
+        "--vocab {input.vocab:q} --transposed {input.transposed:q} "
+        "--out-dir results/chorales/{wildcards.source}/augmented > {log:q} 2>&1"
+
+
 rule chorales_agreement:
     input:
         lilypond="results/chorales/lilypond/transposed.jsonl",

@@ -250,6 +250,30 @@ CHORALE_CATEGORY = "3. Bach chorales (§3)"
 LM_MODELS = {model["name"]: model for model in LM["models"]}
 LM_REGIMES = list(LM["regimes"])
 LM_DATA = f"results/chorales/{CHORALES['source']}"
+# Seeds lm.seed .. lm.seed + n - 1 of every (model, regime), n = lm.n_seeds[regime] (1 for a regime not named).
+LM_SEEDS = {
+    regime: list(range(LM["seed"], LM["seed"] + LM["n_seeds"].get(regime, 1)))
+    for regime in LM_REGIMES
+}
+# Semitone shifts of the training copies per regime (lm.regimes.modern.transpose; [] and the seed regime: none).
+LM_SHIFTS = {
+    regime: sorted(block.get("transpose", [])) if regime == "modern" else []
+    for regime, block in LM["regimes"].items()
+}
+
+
+def lm_data_dir(regime):
+    """The token files a regime trains and is scored on: the augmented set when it has shifts."""
+    return f"{LM_DATA}/augmented" if LM_SHIFTS[regime] else LM_DATA
+
+
+def lm_data(wildcards):
+    folder = lm_data_dir(wildcards.regime)
+    return {"tokens": f"{folder}/tokens.jsonl", "vocab": f"{folder}/vocab.json"}
+
+
+def lm_vocab(wildcards):
+    return lm_data(wildcards)["vocab"]
 
 
 def lm_params(wildcards):
@@ -258,8 +282,9 @@ def lm_params(wildcards):
             "model": LM_MODELS[wildcards.name],
             "regime": wildcards.regime,
             "settings": LM["regimes"][wildcards.regime],
-            "seed": LM["seed"],
+            "seed": int(wildcards.seed),
             "source": CHORALES["source"],
+            "transpose": LM_SHIFTS[wildcards.regime],
         }
     )
 
@@ -276,7 +301,32 @@ def lm_sample_params(wildcards):
 
 
 def lm_runs(pattern):
+    """One path per (model, regime): the sample sets, drawn from each one's first seed."""
     return expand(pattern, name=LM_MODELS, regime=LM_REGIMES)
+
+
+def lm_seed_runs(pattern, first_only=False):
+    """One path per (model, regime, seed) of LM_SEEDS, or per (model, regime) with its first seed."""
+    return [
+        pattern.format(name=name, regime=regime, seed=seed)
+        for name in LM_MODELS
+        for regime in LM_REGIMES
+        for seed in LM_SEEDS[regime][: 1 if first_only else None]
+    ]
+
+
+def lm_first_model(wildcards):
+    """The model a sample set is drawn from: its (model, regime)'s first seed."""
+    seed = LM_SEEDS[wildcards.regime][0]
+    return f"results/lm/models/{wildcards.name}_{wildcards.regime}_s{seed}.pt"
+
+
+def lm_score_parts():
+    """Every row of scores.csv: the n-gram (and, with augmented data, the n-gram trained on it), then the models."""
+    ngram = ["results/lm/scores/ngram.csv"]
+    if LM_SHIFTS.get("modern"):
+        ngram.append("results/lm/scores/ngram_augmented.csv")
+    return ngram + lm_seed_runs("results/lm/scores/{name}_{regime}_s{seed}.csv")
 
 
 def fig21_dirs():
@@ -294,4 +344,55 @@ def lm_outputs():
         "results/chorales/sample_metrics.csv",
         "results/figures/sample_metrics.png",
         "results/figures/fig21_samples.png",
+    ]
+
+
+# --- Melody benchmark (beyond the report) -------------------------------------------------------------------------
+MELODY = config["melody"]
+MELODY_KINDS = list(MELODY["kinds"])
+MELODY_FOLDS = list(range(MELODY["folds"]))
+MELODY_CATEGORY = "4. Melody benchmark (beyond the report)"
+
+
+def melody_corpus_params():
+    return as_json({key: MELODY[key] for key in ("bwv", "fix_octave_errors")})
+
+
+def melody_baseline_params(wildcards):
+    return as_json(
+        {
+            "kind": wildcards.kind,
+            "seed": MELODY["seed"],
+            "folds": MELODY["folds"],
+            "ngram_orders": MELODY["ngram_orders"],
+        }
+    )
+
+
+def melody_neural_params(wildcards):
+    return as_json(
+        {
+            "kind": wildcards.kind,
+            "fold": int(wildcards.fold),
+            "seed": MELODY["seed"],
+            "folds": MELODY["folds"],
+            "neural": MELODY["neural"],
+        }
+    )
+
+
+def melody_parts():
+    """Every per-note table: the baselines of each fold kind, then the neural models of each (kind, test fold)."""
+    return [f"results/melody/baselines_{kind}.csv" for kind in MELODY_KINDS] + [
+        f"results/melody/neural/{kind}_fold{fold}.csv"
+        for kind in MELODY_KINDS
+        for fold in MELODY_FOLDS
+    ]
+
+
+def melody_outputs():
+    return [
+        "results/chorales/melody_benchmark.csv",
+        "results/chorales/melody_benchmark.md",
+        "results/figures/melody_benchmark.png",
     ]

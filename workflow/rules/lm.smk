@@ -3,15 +3,16 @@
 
 rule lm_train:
     input:
-        tokens=f"{LM_DATA}/tokens.jsonl",
-        vocab=f"{LM_DATA}/vocab.json",
+        unpack(lm_data),
+        # the vocabulary a parameter budget is matched on: the base one, also for augmented data
+        budget_vocab=f"{LM_DATA}/vocab.json",
     output:
-        model="results/lm/models/{name}_{regime}.pt",
-        curve="results/lm/curves/{name}_{regime}.csv",
+        model="results/lm/models/{name}_{regime}_s{seed}.pt",
+        curve="results/lm/curves/{name}_{regime}_s{seed}.csv",
     log:
-        "logs/lm_train/{name}_{regime}.log",
+        "logs/lm_train/{name}_{regime}_s{seed}.log",
     benchmark:
-        "benchmarks/lm_train/{name}_{regime}.tsv"
+        "benchmarks/lm_train/{name}_{regime}_s{seed}.tsv"
     conda:
         "../../envs/rnnmem.yaml"
     threads: 1
@@ -24,23 +25,23 @@ rule lm_train:
         # Not an output: it survives a killed job, and the rerun (--rerun-incomplete) resumes from it. One file
         # per run identity (settings, data, vocabulary) in the job's folder, so a changed setting never meets the
         # checkpoint of another run; the job removes the others once its model is written.
-        checkpoint_dir="results/lm/checkpoints/{name}_{regime}",
+        checkpoint_dir="results/lm/checkpoints/{name}_{regime}_s{seed}",
     shell:
         f"{RNNMEM} lm-train --params {{params.spec:q}} --tokens {{input.tokens:q}} --vocab {{input.vocab:q}} "
-        "--checkpoint-dir {params.checkpoint_dir:q} --model {output.model:q} --curve {output.curve:q} > {log:q} 2>&1"
+        "--budget-vocab {input.budget_vocab:q} --checkpoint-dir {params.checkpoint_dir:q} --model {output.model:q} "
+        "--curve {output.curve:q} > {log:q} 2>&1"
 
 
 rule lm_score:
     input:
-        tokens=f"{LM_DATA}/tokens.jsonl",
-        vocab=f"{LM_DATA}/vocab.json",
-        model="results/lm/models/{name}_{regime}.pt",
+        unpack(lm_data),
+        model="results/lm/models/{name}_{regime}_s{seed}.pt",
     output:
-        "results/lm/scores/{name}_{regime}.csv",
+        "results/lm/scores/{name}_{regime}_s{seed}.csv",
     log:
-        "logs/lm_score/{name}_{regime}.log",
+        "logs/lm_score/{name}_{regime}_s{seed}.log",
     benchmark:
-        "benchmarks/lm_score/{name}_{regime}.tsv"
+        "benchmarks/lm_score/{name}_{regime}_s{seed}.tsv"
     conda:
         "../../envs/rnnmem.yaml"
     params:
@@ -70,12 +71,36 @@ rule lm_ngram:
         "--out {output.score:q} --orders {output.orders:q} > {log:q} 2>&1"
 
 
+# The fair baseline of the augmented modern models: the n-gram on the same training copies and vocabulary.
+rule lm_ngram_augmented:
+    input:
+        tokens=f"{LM_DATA}/augmented/tokens.jsonl",
+        vocab=f"{LM_DATA}/augmented/vocab.json",
+    output:
+        score="results/lm/scores/ngram_augmented.csv",
+        orders="results/lm/ngram_orders_augmented.csv",
+    log:
+        "logs/lm_ngram_augmented.log",
+    benchmark:
+        "benchmarks/lm_ngram_augmented.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    params:
+        spec=as_json(
+            {
+                "orders": LM["ngram_orders"],
+                "source": CHORALES["source"],
+                "transpose": LM_SHIFTS.get("modern", []),
+            }
+        ),
+    shell:
+        f"{RNNMEM} lm-ngram --params {{params.spec:q}} --tokens {{input.tokens:q}} --vocab {{input.vocab:q}} "
+        "--out {output.score:q} --orders {output.orders:q} > {log:q} 2>&1"
+
+
 rule lm_scores:
     input:
-        parts=[
-            "results/lm/scores/ngram.csv",
-            *lm_runs("results/lm/scores/{name}_{regime}.csv"),
-        ],
+        parts=lm_score_parts(),
     output:
         report(
             "results/chorales/scores.csv",
@@ -94,8 +119,8 @@ rule lm_scores:
 
 rule lm_samples:
     input:
-        vocab=f"{LM_DATA}/vocab.json",
-        model="results/lm/models/{name}_{regime}.pt",
+        vocab=lm_vocab,
+        model=lm_first_model,
     output:
         samples=directory("results/lm/samples/{name}_{regime}"),
         listing="results/lm/samples/{name}_{regime}.csv",
@@ -170,7 +195,10 @@ rule fig21_samples:
 
 rule learning_curves:
     input:
-        curves=lm_runs("results/lm/curves/{name}_{regime}.csv"),
+        # the first seed of each (model, regime)
+        curves=lm_seed_runs(
+            "results/lm/curves/{name}_{regime}_s{seed}.csv", first_only=True
+        ),
     output:
         table="results/chorales/learning_curves.csv",
         figure=report(

@@ -27,7 +27,9 @@ import pandas as pd
 
 from rnnmem.chorales import events
 from rnnmem.chorales.events import Chorale, ChoraleError
+from rnnmem.chorales.store import read_chorales
 from rnnmem.core.atomic import write_csv, write_json, write_text
+from rnnmem.lm.settings import regime_shifts
 
 BEGIN, END, UNK = "<s>", "</s>", "<unk>"  # the report's ⊙ (start) and ⊗ (end) markers, and the unknown token
 SPLITS = ("train", "valid", "test")
@@ -291,6 +293,76 @@ def encode(tokens: Sequence[str], vocab_index: dict[str, int]) -> tuple[list[int
     unk = vocab_index[UNK]
     ids = [vocab_index.get(t, unk) for t in tokens]
     return ids, sum(1 for t in tokens if t not in vocab_index)
+
+
+# --- transposition augmentation ------------------------------------------------------------------------------------
+
+def extend_vocab(vocab: Sequence[str], token_lists: Iterable[Sequence[str]]) -> list[str]:
+    """``vocab`` followed by the tokens of ``token_lists`` it lacks, by descending count, then lexicographically
+    (as :func:`build_vocab`): every base id keeps its token, so the base files stay readable with the result."""
+    known = set(vocab)
+    counts = Counter(t for tokens in token_lists for t in tokens if t not in known)
+    return [*vocab, *sorted(counts, key=lambda t: (-counts[t], t))]
+
+
+def augmented_records(records: Sequence[Mapping], chorales: Mapping[int, Chorale],
+                      shifts: Sequence[int]) -> list[dict]:
+    """The records of ``tokens.jsonl`` (``shift`` 0), each training one followed by one copy per shift (its chorale
+    moved by :func:`rnnmem.chorales.events.transpose_by`, split ``train``, ``shift`` the semitones); ``ids`` are
+    left to :func:`write_augmented`. Valid and test records are never copied."""
+    out: list[dict] = []
+    for record in records:
+        out.append({**record, "shift": 0})
+        if record["split"] != "train":
+            continue
+        chorale = chorales[record["number"]]
+        for shift in shifts:
+            tokens = _tokens_of(events.transpose_by(chorale, shift))
+            out.append({"number": record["number"], "bwv": record["bwv"], "split": "train", "tokens": tokens,
+                        "shift": shift})
+    return out
+
+
+def write_augmented(tokens: Path, vocab: Path, transposed: Path, shifts: Sequence[int], out_dir: Path) -> None:
+    """Write the transposition-augmented data set, each file atomically:
+
+    * ``tokens.jsonl``: :func:`augmented_records` (``number, bwv, split, tokens, ids, shift``), every record
+      re-encoded with the extended vocabulary;
+    * ``vocab.json``: :func:`extend_vocab` of the base vocabulary with the augmented training split;
+    * ``stats.csv``: ``split, quantity, value``: ``chorales`` and ``tokens`` per split, ``unknown_tokens`` with the
+      extended vocabulary and ``unknown_tokens_base`` with the base one (how many the new tokens remove), and for
+      ``all`` the ``vocabulary`` and ``vocabulary_base`` sizes.
+    """
+    shifts = regime_shifts("modern", {"transpose": list(shifts)})  # a ConfigError naming the config key
+    base_vocab = json.loads(Path(vocab).read_text(encoding="utf-8"))
+    records = [json.loads(line) for line in Path(tokens).read_text(encoding="utf-8").splitlines() if line.strip()]
+    chorales = {c.number: c for c in read_chorales(transposed)}
+    missing = sorted({r["number"] for r in records if r["split"] == "train"} - set(chorales))
+    if missing:
+        raise ChoraleError(f"{transposed}: no transposed chorale for the training numbers {missing[:5]}")
+    augmented = augmented_records(records, chorales, shifts)
+    vocabulary = extend_vocab(base_vocab, (r["tokens"] for r in augmented if r["split"] == "train"))
+    index, base_index = {t: i for i, t in enumerate(vocabulary)}, {t: i for i, t in enumerate(base_vocab)}
+    rows: list[tuple[str, str, int]] = []
+    unknown = {s: 0 for s in SPLITS}
+    unknown_base = {s: 0 for s in SPLITS}
+    lines = []
+    for record in augmented:
+        ids, missing_now = encode(record["tokens"], index)
+        unknown[record["split"]] += missing_now
+        if record["shift"] == 0:
+            unknown_base[record["split"]] += encode(record["tokens"], base_index)[1]
+        fields = {k: record[k] for k in ("number", "bwv", "split", "tokens")}
+        lines.append(json.dumps({**fields, "ids": ids, "shift": record["shift"]}, ensure_ascii=False))
+    for name in SPLITS:
+        members = [r for r in augmented if r["split"] == name]
+        rows += [(name, "chorales", len(members)), (name, "tokens", sum(len(r["tokens"]) for r in members)),
+                 (name, "unknown_tokens", unknown[name]), (name, "unknown_tokens_base", unknown_base[name])]
+    rows += [("all", "vocabulary", len(vocabulary)), ("all", "vocabulary_base", len(base_vocab))]
+    out_dir = Path(out_dir)
+    write_text(out_dir / "tokens.jsonl", "".join(line + "\n" for line in lines))
+    write_json(out_dir / "vocab.json", vocabulary)
+    write_csv(out_dir / "stats.csv", pd.DataFrame(rows, columns=["split", "quantity", "value"]))
 
 
 # --- statistics and files -----------------------------------------------------------------------------------------

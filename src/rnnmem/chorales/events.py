@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from rnnmem.core.errors import RnnmemError
@@ -148,6 +149,36 @@ def transpose_to_c(chorale: Chorale) -> Chorale:
         for e in chorale.events
     ]
     return replace(chorale, events=events, key_tonic="c", transposed_from=chorale.key_tonic)
+
+
+def shift_interval(semitones: int) -> interval.Interval:
+    """The one music21 interval of a shift: ``interval.Interval(semitones)``, a chromatic interval (music21 names
+    ±1 a minor second, ±2 a major second, …). Moved by it, a pitch gets music21's default spelling of its pitch
+    class, whatever its own spelling was: c, cis, d, ees, e, f, fis, g, gis, a, bes, b (c' + 1 -> cis',
+    c' - 2 -> bes, e' - 1 -> ees', gis' + 2 -> bes'). So every copy is spelled by one rule, and a sounding pitch
+    is one token in all of them (enharmonic spellings of the C versions, such as dis' against ees', are not kept)."""
+    from music21 import interval
+
+    return interval.Interval(semitones)
+
+
+@cache
+def shift_pitch(name: str, semitones: int) -> str:
+    """A LilyPond pitch moved by :func:`shift_interval` (``c'`` + 2 -> ``d'``); cached: a few dozen pitches make
+    up every chorale, and a music21 transposition costs about 0.1 ms."""
+    return music21_to_lily(lily_to_music21(name).transpose(shift_interval(semitones)))
+
+
+def transpose_by(chorale: Chorale, semitones: int) -> Chorale:
+    """The chorale with every note moved by :func:`shift_interval` (``semitones`` up, or down when negative);
+    ``key_tonic`` follows. A pitch that would need a triple accidental is a ChoraleError naming the chorale."""
+    try:
+        events = [replace(e, pitch=shift_pitch(e.pitch, semitones)) if e.kind == "note" else e
+                  for e in chorale.events]
+        tonic = tonic_name(lily_to_music21(chorale.key_tonic + "'").transpose(shift_interval(semitones)))
+    except ChoraleError as error:
+        raise ChoraleError(f"chorale {chorale.number} (BWV {chorale.bwv}) shifted by {semitones}: {error}") from error
+    return replace(chorale, events=events, key_tonic=tonic)
 
 
 # --- durations and the figure-20 text ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnmem.chorales.agreement import agreement_summary, compare_sources
-from rnnmem.chorales.dataset import write_dataset
+from rnnmem.chorales.dataset import write_augmented, write_dataset
 from rnnmem.chorales.engrave import engrave_png
 from rnnmem.chorales.events import ChoraleError, transpose_to_c
 from rnnmem.chorales.fetch import fetch_lilypond_scores
@@ -62,6 +62,19 @@ def chorales_dataset(params: dict[str, Any], transposed: Path, skipped: Path, ou
     counts = ", ".join(f"{name} {len(splits[name])}" for name in ("train", "valid", "test"))
     summary(f"data set of {counts} chorales, vocabulary of {len(vocab)} tokens, {skipped_count} skipped upstream, "
             f"in {out_dir}")
+
+
+def chorales_augmented(params: dict[str, Any], tokens: Path, vocab: Path, transposed: Path, out_dir: Path) -> None:
+    """The training split plus one transposed copy per shift (the modern regime's data when
+    ``lm.regimes.modern.transpose`` is not empty); valid and test are only re-encoded."""
+    write_augmented(tokens, vocab, transposed, params["transpose"], out_dir)
+    stats = read_table(Path(out_dir) / "stats.csv", ["split", "quantity", "value"])
+    value = {(row.split, row.quantity): int(row.value) for row in stats.itertuples()}
+    removed = {s: value[(s, "unknown_tokens_base")] - value[(s, "unknown_tokens")] for s in ("valid", "test")}
+    summary(f"shifts {params['transpose']}: {value[('train', 'chorales')]} training sequences, vocabulary "
+            f"{value[('all', 'vocabulary_base')]} -> {value[('all', 'vocabulary')]} tokens, <unk> tokens removed: "
+            f"valid {removed['valid']} of {value[('valid', 'unknown_tokens_base')]}, test {removed['test']} of "
+            f"{value[('test', 'unknown_tokens_base')]}, in {out_dir}")
 
 
 def chorales_agreement(lilypond: Path, music21: Path, out: Path) -> None:

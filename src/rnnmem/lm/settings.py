@@ -20,6 +20,10 @@ BIASES = ("zero", "normal")  # the seed regime's initial biases: 0 (the report's
 # Keys that decide when training stops or how often it saves, not what a given step computes: no part of a run's
 # identity (see rnnmem.lm.train), so that a finished run asked for more epochs goes on from its checkpoint.
 NOT_IDENTITY = ("max_epochs", "checkpoint_every")
+# Keys of a regime block that choose the training data, not how a step computes: checked here and dropped from the
+# settings (the data digest of a run's identity covers them). transpose: semitone shifts of the training copies
+# (rnnmem.chorales.dataset.write_augmented), the modern regime only; the seed regime keeps the report's data.
+DATA_KEYS = {"seed": (), "modern": ("transpose",)}
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,9 @@ def regime_settings(regime: str, block: Mapping[str, Any], where: str | None = N
     if regime not in _CLASSES:
         raise ConfigError(f"{where}: unknown regime {regime!r}; expected one of {REGIMES}")
     cls = _CLASSES[regime]
+    if DATA_KEYS[regime]:
+        regime_shifts(regime, block, where)
+        block = {k: v for k, v in block.items() if k not in DATA_KEYS[regime]}
     fields = {f.name: f.type for f in dataclasses.fields(cls)}
     unknown, missing = sorted(set(block) - set(fields)), sorted(set(fields) - set(block))
     if unknown:
@@ -108,3 +115,16 @@ def regime_settings(regime: str, block: Mapping[str, Any], where: str | None = N
 def identity_settings(settings: RegimeSettings) -> dict[str, Any]:
     """The settings a run's result depends on (see :data:`NOT_IDENTITY`), as a plain dict."""
     return {k: v for k, v in dataclasses.asdict(settings).items() if k not in NOT_IDENTITY}
+
+
+def regime_shifts(regime: str, block: Mapping[str, Any], where: str | None = None) -> list[int]:
+    """The sorted ``transpose`` shifts of a regime block (``[]``: no augmentation, or a regime without the key); a
+    ConfigError naming ``<where>.transpose`` unless they are distinct non-zero integers between -11 and 11."""
+    where = f"{where or f'lm.regimes.{regime}'}.transpose"
+    shifts = block.get("transpose", []) if "transpose" in DATA_KEYS.get(regime, ()) else []
+    if not isinstance(shifts, list | tuple) or any(
+            isinstance(s, bool) or not isinstance(s, int) or not 0 < abs(s) < 12 for s in shifts):
+        raise ConfigError(f"{where}: {shifts!r} must be a list of non-zero integers between -11 and 11 (semitones)")
+    if len(set(shifts)) != len(shifts):
+        raise ConfigError(f"{where}: {list(shifts)} lists a shift twice")
+    return sorted(shifts)
