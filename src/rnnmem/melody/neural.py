@@ -374,6 +374,24 @@ def _batches(items: list[Encoded], size: int, rng: np.random.Generator) -> list[
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def _train_epoch(
+    model: MelodyNet,
+    optimiser: torch.optim.Optimizer,
+    options: Sequence[Sequence[Encoded]],
+    batch_size: int,
+    rng: np.random.Generator,
+) -> None:
+    """One epoch: a random transposition of every training melody, shuffled minibatches, clipped Adam steps."""
+    chosen = [opts[int(rng.integers(len(opts)))] for opts in options]
+    model.train()
+    for batch in _batches(chosen, batch_size, rng):
+        loss = _loss(model, collate(batch))
+        optimiser.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+
+
 def train_model(
     options: Sequence[Sequence[Encoded]],
     validation: Sequence[Encoded],
@@ -393,14 +411,7 @@ def train_model(
     best, best_state, best_epoch, history, rates = math.inf, copy.deepcopy(model.state_dict()), 0, [], []
     for epoch in range(1, settings.epochs + 1):
         rates.append(optimiser.param_groups[0]["lr"])
-        chosen = [opts[int(rng.integers(len(opts)))] for opts in options]
-        model.train()
-        for batch in _batches(chosen, settings.batch_size, rng):
-            loss = _loss(model, collate(batch))
-            optimiser.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimiser.step()
+        _train_epoch(model, optimiser, options, settings.batch_size, rng)
         bits = _pitch_bits(model, space, validation)
         history.append(round(bits, 4))
         plateau.step(bits)
@@ -425,14 +436,7 @@ def refit_model(
     for rate in rates:
         for group in optimiser.param_groups:
             group["lr"] = rate
-        chosen = [opts[int(rng.integers(len(opts)))] for opts in options]
-        model.train()
-        for batch in _batches(chosen, settings.batch_size, rng):
-            loss = _loss(model, collate(batch))
-            optimiser.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimiser.step()
+        _train_epoch(model, optimiser, options, settings.batch_size, rng)
     return model
 
 
