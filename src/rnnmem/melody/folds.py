@@ -55,3 +55,12 @@ def make_folds(kind: str, groups: Sequence[int], seed: int, n_folds: int = N_FOL
 def fold_members(fold: Sequence[int], n_folds: int = N_FOLDS) -> list[list[int]]:
     """The melody indices of each fold."""
     return [[i for i, f in enumerate(fold) if f == k] for k in range(n_folds)]
+
+
+def split_fold(folds: Sequence[int], test_fold: int, n_folds: int = N_FOLDS) -> tuple[list[int], list[int], list[int]]:
+    """(train, validation, test) melody indices: the test fold, the next fold as validation (every setting is chosen
+    there, never on the test fold), the rest to train."""
+    members = fold_members(folds, n_folds)
+    validation_fold = (test_fold + 1) % n_folds
+    train = [i for k, m in enumerate(members) if k not in (test_fold, validation_fold) for i in m]
+    return sorted(train), members[validation_fold], members[test_fold]

@@ -22,7 +22,7 @@ from rnnmem.core.errors import ConfigError
 from rnnmem.core.progress import summary
 from rnnmem.core.tables import read_table
 from rnnmem.melody.corpus import Melody, load_melodies, read_json, to_json
-from rnnmem.melody.folds import fold_members, make_folds
+from rnnmem.melody.folds import fold_members, make_folds, split_fold
 from rnnmem.melody.tunes import tune_groups
 
 NOTE_COLUMNS = ["kind", "fold", "bwv", "note", "model", "bits"]
@@ -82,15 +82,6 @@ def corpus_folds(melodies: Sequence[Melody], kind: str, params: dict[str, Any]) 
         raise ConfigError(f"melody.folds: {params['folds']} folds of {len(melodies)} melodies leave fold {empty[0]} "
                           f"empty ({kind} folds)")
     return folds
-
-
-def split_fold(folds: Sequence[int], test_fold: int, n_folds: int) -> tuple[list[int], list[int], list[int]]:
-    """(train, validation, test) melody indices as :func:`rnnmem.melody.neural.split_fold` makes them (without
-    importing torch): the test fold, the next fold as validation, the rest to train."""
-    members = fold_members(folds, n_folds)
-    validation_fold = (test_fold + 1) % n_folds
-    train = [i for k, m in enumerate(members) if k not in (test_fold, validation_fold) for i in m]
-    return sorted(train), members[validation_fold], members[test_fold]
 
 
 def note_rows(kind: str, fold: int, melodies: Sequence[Melody], indices: Sequence[int], model: str,

@@ -66,7 +66,7 @@ import torch
 from torch import nn
 
 from rnnmem.melody.corpus import Melody
-from rnnmem.melody.folds import N_FOLDS, fold_members
+from rnnmem.melody.folds import N_FOLDS, split_fold
 
 DURATIONS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 N_DUR = len(DURATIONS) + 2  # + other, + start
@@ -491,14 +491,6 @@ def pitch_space(melodies: Sequence[Melody], shifts: Sequence[int]) -> PitchSpace
     margin = max((abs(s) for s in shifts), default=0)
     low = alphabet[0] - margin
     return PitchSpace(low, alphabet[-1] + margin - low + 1, alphabet)
-
-
-def split_fold(folds: Sequence[int], test_fold: int, n_folds: int = N_FOLDS) -> tuple[list[int], list[int], list[int]]:
-    """(train, validation, test) melody indices: the test fold, the next fold as validation, the rest to train."""
-    members = fold_members(folds, n_folds)
-    validation_fold = (test_fold + 1) % n_folds
-    train = [i for k, m in enumerate(members) if k not in (test_fold, validation_fold) for i in m]
-    return sorted(train), members[validation_fold], members[test_fold]
 
 
 def training_options(
