@@ -5,6 +5,9 @@
 import os
 
 
+report: "workflow/report/workflow.rst"
+
+
 # The project's defaults, whatever the working directory (--directory); --configfile files are merged on top.
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
@@ -15,6 +18,7 @@ include: "workflow/rules/memory.smk"
 include: "workflow/rules/chorales.smk"
 include: "workflow/rules/lm.smk"
 include: "workflow/rules/melody.smk"
+include: "workflow/rules/report.smk"
 
 
 wildcard_constraints:

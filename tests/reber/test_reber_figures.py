@@ -7,8 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from figure_checks import capture, colorbar_axes, outside_canvas, reader_texts
+from matplotlib.figure import Figure
 
 from rnnmem.core.cells import SequencePredictor
+from rnnmem.reber import figures as reber_figures
+from rnnmem.reber.ensembles import save_ensemble
 from rnnmem.reber.figures import (
     embedded_outer_step,
     embedded_pair,
@@ -18,8 +23,10 @@ from rnnmem.reber.figures import (
     network_view,
     same_state_pairs,
     showcase_member,
+    state_distances,
 )
 from rnnmem.reber.grammars import EMBEDDED_REBER, REBER, reber_states
+from rnnmem.reber.jobs import reber_figure
 
 REBER_STRINGS = ["BTSSXXTVVE", "BPVVE", "BTXXVPSE", "BPTVPXVVE", "BTSXSE", "BPTTVPSE"]
 
@@ -141,3 +148,89 @@ def test_showcase_member_none_solved() -> None:
     assert showcase_member(table) == 1  # highest accuracy, first on ties
     table.index = [10, 11, 12, 13]  # a position, not an index label
     assert showcase_member(table) == 1
+
+
+def _figure_of(monkeypatch: pytest.MonkeyPatch, draw) -> Figure:
+    """The one figure ``draw()`` saves through rnnmem.reber.figures."""
+    figures = capture(monkeypatch, reber_figures)
+    draw()
+    assert len(figures) == 1
+    return figures[0]
+
+
+def _final_hidden(model: SequencePredictor, member: int, prefix: str) -> np.ndarray:
+    """Hidden state of one member after reading ``prefix``, the prefix run on its own."""
+    x = torch.nn.functional.one_hot(torch.tensor(REBER.index(prefix)), len(REBER.alphabet)).float()
+    with torch.no_grad():
+        _, hidden = model(x.expand(model.members, 1, *x.shape))
+    return hidden[member, 0, -1].numpy().astype(np.float64)
+
+
+def test_state_distances_against_each_prefix_alone(model: SequencePredictor) -> None:
+    """Distances between final hidden states, prefix by prefix (no shared run over whole strings), split by state."""
+    same, different = state_distances(model, 1, REBER, REBER_STRINGS + REBER_STRINGS[:2])  # repeats count once
+    prefixes = sorted({s[:end] for s in REBER_STRINGS for end in range(2, len(s))})
+    final = {p: _final_hidden(model, 1, p) for p in prefixes}
+    expected = {True: [], False: []}
+    for i, a in enumerate(prefixes):
+        for b in prefixes[i + 1:]:
+            equal = reber_states(a)[-1] == reber_states(b)[-1]
+            expected[equal].append(float(np.linalg.norm(final[a] - final[b])))
+    np.testing.assert_allclose(same, sorted(expected[True]), atol=1e-6)
+    np.testing.assert_allclose(different, sorted(expected[False]), atol=1e-6)
+    assert len(same) + len(different) == len(prefixes) * (len(prefixes) - 1) // 2
+
+
+def test_fig08_one_colour_bar_and_a_baseline(
+    model: SequencePredictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = same_state_pairs(REBER_STRINGS, 3)
+    fig = _figure_of(monkeypatch, lambda: fig_hidden_pairs(model, 2, REBER, pairs, "Figure 8", tmp_path / "f.png",
+                                                           strings=REBER_STRINGS))
+    bars = colorbar_axes(fig)
+    assert len(bars) == 1, "one colour bar for every heatmap"
+    scale = bars[0]._colorbar.mappable.norm
+    images = [image for ax in fig.get_axes() for image in ax.get_images()]
+    assert len(images) == 2 * len(pairs)
+    for image in images:  # the bar's scale is every heatmap's scale
+        assert (image.norm.vmin, image.norm.vmax) == (scale.vmin, scale.vmax)
+        assert image.get_cmap().name == bars[0]._colorbar.cmap.name
+    _, different = state_distances(model, 2, REBER, REBER_STRINGS)
+    baseline = float(np.median(different))
+    lines = [line for ax in fig.get_axes() for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert [float(line.get_xdata()[0]) for line in lines] == [baseline]
+    subtitles = [sub._suptitle.get_text() for sub in fig.subfigs[0].subfigs if sub._suptitle is not None]
+    assert len(subtitles) == len(pairs)
+    width, height = fig.get_size_inches()
+    assert width > 1.35 * height  # a report viewer fits it by width and shows it whole, title first
+    assert all(f"different states = {baseline:.3f}" in text for text in subtitles)
+    assert outside_canvas(fig, reader_texts(fig)) == []
+
+
+def test_fig08_without_strings_has_no_baseline_panel(
+    model: SequencePredictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = same_state_pairs(REBER_STRINGS, 2)
+    fig = _figure_of(monkeypatch, lambda: fig_hidden_pairs(model, 0, REBER, pairs, "Figure 8", tmp_path / "f.png"))
+    assert len(colorbar_axes(fig)) == 1
+    assert len(fig.get_axes()) == 2 * len(pairs) + 1  # the heatmaps and the bar, no distance panel
+    assert outside_canvas(fig, reader_texts(fig)) == []
+
+
+@pytest.mark.parametrize(("kind", "name"), [("lstm", "LSTM"), ("gru", "GRU"), ("vanilla", "Vanilla RNN")])
+def test_fig11_title_names_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, name: str
+) -> None:
+    """The embedded-Reber figure's title says which cell it shows (the report's figure 11 is an LSTM)."""
+    spec = {"model": kind, "input_size": 7, "hidden": 4, "output_size": 7, "seeds": [5, 6], "activation": "logistic",
+            "params": 123, "regime": "modern"}
+    net = SequencePredictor(kind, 7, 4, 7, members=2)
+    net.reset_parameters("uniform", spec["seeds"])
+    weights, spec_path, table = tmp_path / "m.pt", tmp_path / "m.json", tmp_path / "runs.csv"
+    save_ensemble(net, spec, weights, spec_path)
+    pd.DataFrame({"seed": [5, 6], "solved": [False, True], "legal_acc_test": [0.5, 1.0]}).to_csv(table, index=False)
+    fig = _figure_of(monkeypatch, lambda: reber_figure("fig11", weights, spec_path, table, tmp_path / "fig11.png"))
+    title = fig._suptitle.get_text()
+    assert title.startswith(f"{name} on embedded Reber"), title
+    assert "seed 6 (solved)" in title
+    assert outside_canvas(fig, reader_texts(fig)) == []

@@ -62,14 +62,15 @@ def test_changing_dlk_draws_reruns_only_dlk_and_what_depends_on_it(smoke_run, tm
     dlk = yaml.safe_load((workdir / "tests/config.smoke.yaml").read_text())["memory"]["dlk"]
     dlk_parts = len(dlk["k"]) * 2
     other_conventions = 3 * 2 * len(dlk["conventions_k"])  # bias × input pairs not configured, both models
+    # table_html: the report pages of dlk_vanilla, dlk_gru and dlk_conventions
     assert jobs == {"dlk": dlk_parts, "dlk_merge": 2, "dlk_figures": 1, "capacity_figures": 1,
-                    "dlk_convention": other_conventions, "dlk_conventions": 1, "all": 1}
+                    "dlk_convention": other_conventions, "dlk_conventions": 1, "table_html": 3, "all": 1}
 
 
 def test_forcerun_of_one_figure_rule_reruns_only_it(smoke_run, tmp_path):
     workdir = copy_run(smoke_run, tmp_path / "run")
     jobs = planned_jobs(workdir, "--configfile", *smoke_configs(workdir), "--forcerun", "gradient_summary")
-    assert jobs == {"gradient_summary": 1, "all": 1}
+    assert jobs == {"gradient_summary": 1, "table_html": 1, "all": 1}  # and the report page of gradients.csv
 
 
 def test_changing_a_chorale_training_parameter_reruns_training_and_downstream_only(smoke_run, tmp_path):
@@ -80,8 +81,9 @@ def test_changing_a_chorale_training_parameter_reruns_training_and_downstream_on
     overlay.write_text(yaml.safe_dump({"lm": {"regimes": {"modern": modern}}}))
     jobs = planned_jobs(workdir, "--configfile", *smoke_configs(workdir), str(overlay.relative_to(workdir)))
     models, seeds = len(smoke["lm"]["models"]), smoke["lm"]["n_seeds"]["modern"]
-    assert jobs == {"lm_train": models * seeds, "lm_score": models * seeds, "lm_samples": models, "lm_scores": 1,
-                    "lm_sample_metrics": 1, "fig21_samples": 1, "learning_curves": 1, "all": 1}
+    assert jobs == {"lm_train": models * seeds, "lm_score": models * seeds, "lm_ensemble_score": models,
+                    "lm_samples": models, "lm_scores": 1, "lm_sample_metrics": 1, "fig21_samples": 1,
+                    "learning_curves": 1, "table_html": 2, "lm_sample_page": models, "all": 1}
 
 
 def test_changing_the_shifts_reruns_the_augmented_data_and_the_modern_models_only(smoke_run, tmp_path):
@@ -93,8 +95,9 @@ def test_changing_the_shifts_reruns_the_augmented_data_and_the_modern_models_onl
     jobs = planned_jobs(workdir, "--configfile", *smoke_configs(workdir), str(overlay.relative_to(workdir)))
     models, seeds = len(smoke["lm"]["models"]), smoke["lm"]["n_seeds"]["modern"]
     assert jobs == {"chorales_augmented": 1, "lm_ngram_augmented": 1, "lm_train": models * seeds,
-                    "lm_score": models * seeds, "lm_samples": models, "lm_scores": 1, "lm_sample_metrics": 1,
-                    "fig21_samples": 1, "learning_curves": 1, "all": 1}
+                    "lm_score": models * seeds, "lm_ensemble_score": models, "lm_samples": models, "lm_scores": 1,
+                    "lm_sample_metrics": 1, "fig21_samples": 1, "learning_curves": 1, "table_html": 2,
+                    "lm_sample_page": models, "all": 1}
 
 
 KILL_OVERLAY = """

@@ -170,7 +170,8 @@ def test_augmented_training_data_and_its_ngram_baseline(smoke_run):
     assert set(trained.loc[trained["regime"] == "seed", "transpose"]) == {""}
     embedding = smoke["regimes"]["modern"]["embedding"]
     for row in trained[trained["regime"] == "modern"].itertuples():
-        assert int(row.params) == lm_parameter_count(row.kind, len(vocab), int(row.hidden), embedding)
+        members = smoke["n_seeds"]["modern"] if row.model.endswith("_ensemble") else 1  # an ensemble counts all
+        assert int(row.params) == members * lm_parameter_count(row.kind, len(vocab), int(row.hidden), embedding)
 
 
 def test_scores_have_a_row_per_seed_and_the_seed_summary(smoke_run):
@@ -178,7 +179,7 @@ def test_scores_have_a_row_per_seed_and_the_seed_summary(smoke_run):
     its run's mean, sd and seed count; samples and learning curves come from the first seed."""
     smoke = yaml.safe_load((REPO / "tests/config.smoke.yaml").read_text())["lm"]
     scores = pd.read_csv(smoke_run / "results/chorales/scores.csv")
-    trained = scores[scores["kind"] != "ngram"]
+    trained = scores[(scores["kind"] != "ngram") & scores["seed"].notna()]
     for (model, regime), rows in trained.groupby(["model", "regime"]):
         n = smoke["n_seeds"].get(regime, 1)
         assert sorted(rows["seed"]) == list(range(smoke["seed"], smoke["seed"] + n)), (model, regime)
@@ -191,6 +192,23 @@ def test_scores_have_a_row_per_seed_and_the_seed_summary(smoke_run):
             assert rows["nll_sd"].tolist() == pytest.approx([rows["nll_test"].std()] * n, rel=1e-4)
     curves = pd.read_csv(smoke_run / "results/chorales/learning_curves.csv")
     assert set(curves["seed"]) == {smoke["seed"]}
+
+
+def test_each_multi_seed_run_has_an_ensemble_row(smoke_run):
+    """A (model, regime) with two seeds or more also has the row of its seeds' mean distribution: by Jensen's
+    inequality its NLL is at most the mean of the seeds' NLLs, and it counts every member's parameters."""
+    smoke = yaml.safe_load((REPO / "tests/config.smoke.yaml").read_text())["lm"]
+    scores = pd.read_csv(smoke_run / "results/chorales/scores.csv")
+    ensembles = scores[scores["model"].str.endswith("_ensemble")]
+    n = smoke["n_seeds"]["modern"]
+    expected = {(f"{m['name']}_ensemble", "modern") for m in smoke["models"]}
+    assert set(zip(ensembles["model"], ensembles["regime"], strict=True)) == expected
+    for row in ensembles.itertuples():
+        members = scores[(scores["model"] == row.model.removesuffix("_ensemble")) & (scores["regime"] == row.regime)]
+        assert len(members) == n and row.seed != row.seed  # NaN: no seed of its own
+        assert row.nll_test <= members["nll_test"].mean() + 1e-6
+        assert row.params == n * members["params"].iloc[0]
+        assert row.stop_reason == f"ensemble of {n} seeds"
 
 
 def test_lilypond_source_and_agreement(smoke_run):

@@ -53,12 +53,7 @@ rule chorales_dataset:
         tokens="results/chorales/{source}/tokens.jsonl",
         vocab="results/chorales/{source}/vocab.json",
         splits="results/chorales/{source}/splits.json",
-        stats=report(
-            "results/chorales/{source}/stats.csv",
-            caption="../report/chorale_stats.rst",
-            category="3. Bach chorales (§3)",
-            labels={"source": "{source}"},
-        ),
+        stats="results/chorales/{source}/stats.csv",
         text=directory("results/chorales/{source}/text"),
     log:
         "logs/chorales_dataset/{source}.log",
@@ -106,11 +101,7 @@ rule chorales_agreement:
         lilypond="results/chorales/lilypond/transposed.jsonl",
         music21="results/chorales/music21/transposed.jsonl",
     output:
-        report(
-            "results/chorales/source_agreement.csv",
-            caption="../report/source_agreement.rst",
-            category="3. Bach chorales (§3)",
-        ),
+        "results/chorales/source_agreement.csv",
     log:
         "logs/chorales_agreement.log",
     benchmark:
@@ -148,7 +139,9 @@ rule fig19_soprano:
         report(
             "results/figures/fig19_soprano_bwv269.png",
             caption="../report/fig19.rst",
-            category="3. Bach chorales (§3)",
+            category=CHORALE_CATEGORY,
+            subcategory="report figures",
+            labels={"figure": "fig 19"},
         ),
     log:
         "logs/fig19_soprano.log",

@@ -1,7 +1,29 @@
 import json
 import os
+import re
+import shlex
+import sys
 
 from snakemake.utils import min_version, validate
+
+# The package comes from this checkout's src/ (beside the Snakefile), ahead of any installed copy: in Snakemake's own
+# process (the imports below) and in every job, whatever the working directory (--directory) and the job's
+# environment: the .venv that `make` creates, or a `--sdm conda` env (envs/rnnmem.yaml), which holds only third-party
+# packages. The jobs get PYTHONPATH from the shell prefix, that is, inside each command after Snakemake's conda
+# activation (which removes PYTHONPATH from a conda job's environment), and not in the rules' command text: Snakemake
+# records that text and reruns a job whose text changed (an absolute path in it would rerun every job whenever the
+# checkout moves). The prefix keeps Snakemake's own bash default, strict mode, in front. A copy of the workflow
+# without src/ (as the tests make) changes nothing: its jobs use the installed package.
+RNNMEM_SRC = os.path.join(workflow.basedir, "src")
+if os.path.isfile(os.path.join(RNNMEM_SRC, "rnnmem", "__init__.py")):
+    if RNNMEM_SRC not in sys.path:
+        sys.path.insert(0, RNNMEM_SRC)
+    _strict = os.path.basename(shell.get_executable() or "") == "bash"
+    _src = shlex.quote(RNNMEM_SRC).replace("{", "{{").replace("}", "}}")
+    shell.prefix(
+        ("set -euo pipefail; " if _strict else "")
+        + f"export PYTHONPATH={_src}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    )
 
 from rnnmem.config import check_config, dlk_draws
 from rnnmem.reber.experiment_spec import resolve_experiments
@@ -15,6 +37,9 @@ check_config(config)
 REBER = config["reber"]
 REBER_EXPERIMENTS = resolve_experiments(REBER["experiments"])
 REBER_REGIMES = list(REBER["regimes"])
+# The report's categories, one per branch (sorted by their number in the report's menu).
+REBER_CATEGORY = "1. Reber grammars"
+MEMORY_CATEGORY = "2. Gradients and memory"
 
 # Every job calls the package through its CLI; thread count follows the rule's `threads`.
 RNNMEM = "python -m rnnmem --threads {threads}"
@@ -88,6 +113,16 @@ REBER_FIGURES = {
 }
 
 
+def reber_figure_labels(wildcards):
+    """Report labels of a Reber figure: its number and the network it shows."""
+    experiment = REBER_EXPERIMENTS[REBER["figures"][wildcards.figure]]
+    grammar = experiment.grammar.replace("_", " ")
+    return {
+        "figure": f"fig {int(wildcards.figure[3:])}",
+        "model": f"{experiment.model} {experiment.hidden} units, {grammar}",
+    }
+
+
 def reber_outputs():
     return [
         "results/tables/reber_success.csv",
@@ -96,6 +131,7 @@ def reber_outputs():
         "results/tables/indistinguishable.csv",
         "results/tables/toy_language.csv",
         *REBER_FIGURES.values(),
+        *report_table_pages("reber"),
     ]
 
 
@@ -123,6 +159,7 @@ def memory_outputs():
         "results/memory/gradient_vs_lag.csv",
         "results/figures/gradient_vs_lag.png",
         *memory_figure_outputs(),
+        *report_table_pages("memory"),
     ]
 
 
@@ -133,6 +170,10 @@ DLK_FIGURES = {
     "gru": "results/figures/fig15_dlk_gru.png",
 }
 DLK_CAPTIONS = {"vanilla": "fig14", "gru": "fig15"}
+DLK_LABELS = {
+    "vanilla": {"figure": "fig 14", "model": "Vanilla"},
+    "gru": {"figure": "fig 15", "model": "GRU"},
+}
 
 
 def dlk_part_params(wildcards):
@@ -241,12 +282,16 @@ def chorale_outputs():
         ]
     if CHORALES["compare_sources"]:
         outputs.append("results/chorales/source_agreement.csv")
-    return outputs + ["results/figures/fig19_soprano_bwv269.png"]
+    return (
+        outputs
+        + ["results/figures/fig19_soprano_bwv269.png"]
+        + report_table_pages("chorales")
+    )
 
 
 # --- Chorale models ---------------------------------------------------------------------------------------------
 LM = config["lm"]
-CHORALE_CATEGORY = "3. Bach chorales (§3)"
+CHORALE_CATEGORY = "3. Bach chorales"
 LM_MODELS = {model["name"]: model for model in LM["models"]}
 LM_REGIMES = list(LM["regimes"])
 LM_DATA = f"results/chorales/{CHORALES['source']}"
@@ -289,13 +334,25 @@ def lm_params(wildcards):
     )
 
 
+def lm_params_no_seed(wildcards):
+    """lm_params of a job over every seed of a (model, regime): the ensemble's score."""
+    return as_json(
+        {
+            "model": LM_MODELS[wildcards.name],
+            "regime": wildcards.regime,
+            "source": CHORALES["source"],
+            "transpose": LM_SHIFTS[wildcards.regime],
+        }
+    )
+
+
 def lm_sample_params(wildcards):
     model = LM_MODELS[wildcards.name]
     return as_json(
         {
             **LM["sampling"],
             "name": f"{wildcards.name}_{wildcards.regime}",
-            "label": f"{model['model']} ({model['size']}, {wildcards.regime})",
+            "label": f"{model['model']} ({wildcards.name}, {wildcards.regime})",
         }
     )
 
@@ -322,11 +379,39 @@ def lm_first_model(wildcards):
 
 
 def lm_score_parts():
-    """Every row of scores.csv: the n-gram (and, with augmented data, the n-gram trained on it), then the models."""
+    """Every row of scores.csv: the n-gram (and, with augmented data, the n-gram trained on it), the models (one
+    row per seed), then the ensembles of the seeds."""
     ngram = ["results/lm/scores/ngram.csv"]
     if LM_SHIFTS.get("modern"):
         ngram.append("results/lm/scores/ngram_augmented.csv")
-    return ngram + lm_seed_runs("results/lm/scores/{name}_{regime}_s{seed}.csv")
+    return (
+        ngram
+        + lm_seed_runs("results/lm/scores/{name}_{regime}_s{seed}.csv")
+        + lm_ensemble_runs("results/lm/scores/{name}_{regime}_ensemble.csv")
+    )
+
+
+def lm_ensemble_runs(pattern):
+    """One path per (model, regime) trained with two seeds or more: their ensemble."""
+    return [
+        pattern.format(name=name, regime=regime)
+        for name in LM_MODELS
+        for regime in LM_REGIMES
+        if len(LM_SEEDS[regime]) > 1
+    ]
+
+
+def lm_seed_models(wildcards):
+    """Every seed's model of one (model, regime): the members of its ensemble."""
+    return [
+        f"results/lm/models/{wildcards.name}_{wildcards.regime}_s{seed}.pt"
+        for seed in LM_SEEDS[wildcards.regime]
+    ]
+
+
+def fig21_models():
+    """Report label of figure 21: the models it shows."""
+    return ", ".join(LM["figure21"]["models"])
 
 
 def fig21_dirs():
@@ -344,6 +429,8 @@ def lm_outputs():
         "results/chorales/sample_metrics.csv",
         "results/figures/sample_metrics.png",
         "results/figures/fig21_samples.png",
+        *report_table_pages("lm"),
+        *lm_sample_pages(),
     ]
 
 
@@ -351,7 +438,7 @@ def lm_outputs():
 MELODY = config["melody"]
 MELODY_KINDS = list(MELODY["kinds"])
 MELODY_FOLDS = list(range(MELODY["folds"]))
-MELODY_CATEGORY = "4. Melody benchmark (beyond the report)"
+MELODY_CATEGORY = "4. Melody benchmark"
 
 
 def melody_corpus_params():
@@ -395,4 +482,146 @@ def melody_outputs():
         "results/chorales/melody_benchmark.csv",
         "results/chorales/melody_benchmark.md",
         "results/figures/melody_benchmark.png",
+        *report_table_pages("melody"),
     ]
+
+
+# --- Report pages (report.smk) ------------------------------------------------------------------------------
+# Where the sample pages find their soundfont and at which sample rate they render audio (report.*; the package
+# has the defaults: Debian's General MIDI soundfont, 16 kHz).
+REPORT = config.get("report", {})
+
+
+def report_tables():
+    """Summary tables shown in the report, by path under results/ without .csv: (branch whose target builds the
+    page, category, subcategory, table label, section of the report)."""
+    tables = {
+        "tables/reber_summary": (
+            "reber",
+            REBER_CATEGORY,
+            "report tables",
+            "Reber summary",
+            "§2.1",
+        ),
+        "tables/reber_success": (
+            "reber",
+            REBER_CATEGORY,
+            "report tables",
+            "Reber runs",
+            "§2.1",
+        ),
+        "tables/indistinguishable": (
+            "reber",
+            REBER_CATEGORY,
+            "report tables",
+            "indistinguishable",
+            "§2.1",
+        ),
+        "tables/toy_language": (
+            "reber",
+            REBER_CATEGORY,
+            "report tables",
+            "toy language",
+            "§1.3",
+        ),
+        "tables/gradients": (
+            "memory",
+            MEMORY_CATEGORY,
+            "report tables",
+            "gradients",
+            "§2.1",
+        ),
+        "memory/mc_totals": (
+            "memory",
+            MEMORY_CATEGORY,
+            "report tables",
+            "total MC",
+            "§2.3",
+        ),
+        "chorales/scores": ("lm", CHORALE_CATEGORY, "report tables", "scores", "§3.3"),
+        "chorales/sample_metrics": (
+            "lm",
+            CHORALE_CATEGORY,
+            "beyond the report",
+            "sample metrics",
+            "—",
+        ),
+        "chorales/melody_benchmark": (
+            "melody",
+            MELODY_CATEGORY,
+            "beyond the report",
+            "melody benchmark",
+            "—",
+        ),
+    }
+    for model in DLK["models"]:
+        tables[f"memory/dlk_{model}"] = (
+            "memory",
+            MEMORY_CATEGORY,
+            "report tables",
+            f"D(l,k) {model}",
+            "§2.2",
+        )
+    if DLK["conventions_k"]:
+        tables["memory/dlk_conventions"] = (
+            "memory",
+            MEMORY_CATEGORY,
+            "report tables",
+            "D(l,k) conventions",
+            "§2.2",
+        )
+    for source in CHORALE_SOURCES:
+        tables[f"chorales/{source}/stats"] = (
+            "chorales",
+            CHORALE_CATEGORY,
+            "report tables",
+            f"data ({source})",
+            "§3.2",
+        )
+    if CHORALES["compare_sources"]:
+        tables["chorales/source_agreement"] = (
+            "chorales",
+            CHORALE_CATEGORY,
+            "beyond the report",
+            "source agreement",
+            "—",
+        )
+    return tables
+
+
+REPORT_TABLES = report_tables()
+
+
+def report_table_pages(branch):
+    """The HTML pages of one branch's summary tables (reber, memory, chorales, lm or melody)."""
+    return [
+        f"results/{table}.html"
+        for table, meta in REPORT_TABLES.items()
+        if meta[0] == branch
+    ]
+
+
+def table_meta(index):
+    """Category (1) or subcategory (2) of a table page, from its wildcard."""
+    return lambda wildcards: REPORT_TABLES[wildcards.table][index]
+
+
+def table_labels(wildcards):
+    """One label, so that the report never turns a label of two values into a toggle that hides a table."""
+    _, _, _, name, section = REPORT_TABLES[wildcards.table]
+    return {"table": name if section == "—" else f"{name} ({section})"}
+
+
+def lm_sample_pages():
+    return lm_runs("results/lm/samples/{name}_{regime}.html")
+
+
+def lm_sample_page_params(wildcards):
+    model = LM_MODELS[wildcards.name]
+    return as_json(
+        {
+            "title": f"Samples of {model['model']} {wildcards.name} ({wildcards.regime} regime)",
+            "soundfont": REPORT.get("soundfont"),
+            "audio_rate": REPORT.get("audio_rate"),
+        }
+    )

@@ -51,6 +51,26 @@ rule lm_score:
         "--model {input.model:q} --out {output:q} > {log:q} 2>&1"
 
 
+# The mean distribution of a (model, regime)'s seeds, scored like one model (regimes with two seeds or more).
+rule lm_ensemble_score:
+    input:
+        unpack(lm_data),
+        models=lm_seed_models,
+    output:
+        "results/lm/scores/{name}_{regime}_ensemble.csv",
+    log:
+        "logs/lm_ensemble_score/{name}_{regime}.log",
+    benchmark:
+        "benchmarks/lm_ensemble_score/{name}_{regime}.tsv"
+    conda:
+        "../../envs/rnnmem.yaml"
+    params:
+        spec=lm_params_no_seed,
+    shell:
+        f"{RNNMEM} lm-ensemble-score --params {{params.spec:q}} --tokens {{input.tokens:q}} "
+        "--vocab {input.vocab:q} --models {input.models:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule lm_ngram:
     input:
         tokens=f"{LM_DATA}/tokens.jsonl",
@@ -102,11 +122,7 @@ rule lm_scores:
     input:
         parts=lm_score_parts(),
     output:
-        report(
-            "results/chorales/scores.csv",
-            caption="../report/scores.rst",
-            category=CHORALE_CATEGORY,
-        ),
+        "results/chorales/scores.csv",
     log:
         "logs/lm_scores.log",
     benchmark:
@@ -143,15 +159,13 @@ rule lm_sample_metrics:
         transposed=f"{LM_DATA}/transposed.jsonl",
         tokens=f"{LM_DATA}/tokens.jsonl",
     output:
-        table=report(
-            "results/chorales/sample_metrics.csv",
-            caption="../report/sample_metrics.rst",
-            category=CHORALE_CATEGORY,
-        ),
+        table="results/chorales/sample_metrics.csv",
         figure=report(
             "results/figures/sample_metrics.png",
             caption="../report/sample_metrics.rst",
             category=CHORALE_CATEGORY,
+            subcategory="beyond the report",
+            labels={"figure": "sample metrics", "model": "every sample set"},
         ),
     log:
         "logs/lm_sample_metrics.log",
@@ -172,6 +186,8 @@ rule fig21_samples:
             "results/figures/fig21_samples.png",
             caption="../report/fig21.rst",
             category=CHORALE_CATEGORY,
+            subcategory="report figures",
+            labels={"figure": "fig 21", "model": fig21_models()},
         ),
     log:
         "logs/fig21_samples.log",
@@ -205,6 +221,8 @@ rule learning_curves:
             "results/figures/chorale_learning_curves.png",
             caption="../report/learning_curves.rst",
             category=CHORALE_CATEGORY,
+            subcategory="beyond the report",
+            labels={"figure": "learning curves", "model": "every model"},
         ),
     log:
         "logs/learning_curves.log",

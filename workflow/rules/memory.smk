@@ -9,12 +9,16 @@ rule gradient_summary:
         fig12=report(
             "results/figures/fig12_gradients.png",
             caption="../report/fig12.rst",
-            category="2. Gradients and memory (§2.1–2.3)",
+            category=MEMORY_CATEGORY,
+            subcategory="report figures",
+            labels={"figure": "fig 12", "model": "Vanilla, GRU"},
         ),
         fig13=report(
             "results/figures/fig13_gradients_near_zero.png",
             caption="../report/fig13.rst",
-            category="2. Gradients and memory (§2.1–2.3)",
+            category=MEMORY_CATEGORY,
+            subcategory="report figures",
+            labels={"figure": "fig 13", "model": "Vanilla, GRU"},
         ),
     log:
         "logs/gradient_summary.log",
@@ -38,7 +42,9 @@ rule gradient_lag:
         figure=report(
             "results/figures/gradient_vs_lag.png",
             caption="../report/gradient_vs_lag.rst",
-            category="2. Gradients and memory (§2.1–2.3)",
+            category=MEMORY_CATEGORY,
+            subcategory="beyond the report",
+            labels={"figure": "gradient vs lag", "model": "Vanilla, GRU"},
         ),
     log:
         "logs/gradient_lag.log",
@@ -154,14 +160,18 @@ rule dlk_figures:
             report(
                 DLK_FIGURES[model],
                 caption=f"../report/{DLK_CAPTIONS[model]}.rst",
-                category="2. Gradients and memory (§2.1–2.3)",
+                category=MEMORY_CATEGORY,
+                subcategory="report figures",
+                labels=DLK_LABELS[model],
             )
             for model in DLK["models"]
         ],
         curves=report(
             "results/figures/dlk_curves.png",
             caption="../report/dlk_curves.rst",
-            category="2. Gradients and memory (§2.1–2.3)",
+            category=MEMORY_CATEGORY,
+            subcategory="beyond the report",
+            labels={"figure": "D(l,k) curves", "model": "Vanilla, GRU"},
         ),
     log:
         "logs/dlk_figures.log",
@@ -222,22 +232,30 @@ rule capacity_figures:
         fig16=report(
             "results/figures/fig16_mc_esn.png",
             caption="../report/fig16.rst",
-            category="2. Gradients and memory (§2.1–2.3)",
+            category=MEMORY_CATEGORY,
+            subcategory="report figures",
+            labels={"figure": "fig 16", "model": "ESN"},
         ),
         mc_gru=report(
             "results/figures/mc_gru.png",
             caption="../report/mc_gru.rst",
-            category="2. Gradients and memory (§2.1–2.3)",
+            category=MEMORY_CATEGORY,
+            subcategory="beyond the report",
+            labels={"figure": "MC of a random GRU", "model": "GRU"},
         ),
         mc_total=report(
             "results/figures/mc_total.png",
             caption="../report/mc_total.rst",
-            category="2. Gradients and memory (§2.1–2.3)",
+            category=MEMORY_CATEGORY,
+            subcategory="beyond the report",
+            labels={"figure": "total MC", "model": "ESN, GRU"},
         ),
         dlk_vs_mc=report(
             "results/figures/dlk_vs_mc.png",
             caption="../report/dlk_vs_mc.rst",
-            category="2. Gradients and memory (§2.1–2.3)",
+            category=MEMORY_CATEGORY,
+            subcategory="beyond the report",
+            labels={"figure": "D(l,k) beside MC", "model": "Vanilla, GRU, ESN"},
         ),
     log:
         "logs/capacity_figures.log",
@@ -266,7 +284,9 @@ rule capacity_input_scale:
         figure=report(
             "results/figures/mc_input_scale.png",
             caption="../report/mc_input_scale.rst",
-            category="2. Gradients and memory (§2.1–2.3)",
+            category=MEMORY_CATEGORY,
+            subcategory="beyond the report",
+            labels={"figure": "MC against input scale", "model": "ESN"},
         ),
     log:
         "logs/capacity_input_scale.log",
@@ -291,7 +311,9 @@ rule capacity_linear:
         figure=report(
             "results/figures/mc_linear.png",
             caption="../report/mc_linear.rst",
-            category="2. Gradients and memory (§2.1–2.3)",
+            category=MEMORY_CATEGORY,
+            subcategory="beyond the report",
+            labels={"figure": "MC of linear ESNs", "model": "linear ESN"},
         ),
     log:
         "logs/capacity_linear.log",

@@ -30,11 +30,7 @@ rule reber_tables:
         runs=reber_runs("table"),
     output:
         success="results/tables/reber_success.csv",
-        summary=report(
-            "results/tables/reber_summary.csv",
-            caption="../report/reber_summary.rst",
-            category="1. Reber grammars (§1.3, §2.1)",
-        ),
+        summary="results/tables/reber_summary.csv",
         summary_md="results/tables/reber_summary.md",
     log:
         "logs/reber_tables.log",
@@ -54,7 +50,9 @@ rule reber_figure:
         report(
             "results/figures/{figure}_{name}.png",
             caption="../report/reber_figure.rst",
-            category="1. Reber grammars (§1.3, §2.1)",
+            category=REBER_CATEGORY,
+            subcategory="report figures",
+            labels=reber_figure_labels,
         ),
     log:
         "logs/reber_figure/{figure}_{name}.log",
@@ -75,11 +73,7 @@ rule indistinguishable:
         models=embedded_runs("model"),
         specs=embedded_runs("spec"),
     output:
-        report(
-            "results/tables/indistinguishable.csv",
-            caption="../report/indistinguishable.rst",
-            category="1. Reber grammars (§1.3, §2.1)",
-        ),
+        "results/tables/indistinguishable.csv",
     log:
         "logs/indistinguishable.log",
     benchmark:
@@ -95,11 +89,7 @@ rule indistinguishable:
 
 rule toy_language:
     output:
-        report(
-            "results/tables/toy_language.csv",
-            caption="../report/toy_language.rst",
-            category="1. Reber grammars (§1.3, §2.1)",
-        ),
+        "results/tables/toy_language.csv",
     log:
         "logs/toy_language.log",
     benchmark:

@@ -13,11 +13,18 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
+from matplotlib.textpath import TextPath
+from matplotlib.ticker import MaxNLocator
 
 from rnnmem.core.figure_io import plt, save_figure
 
 DPI = 150  # the engraved PNGs are 150 dpi: shown at that size, one image pixel is one figure pixel
 CAPTION_INCHES = 0.4
+TITLE_INCHES = 0.5
+TITLE_POINTS = 13
+INK_LEVEL = 0.5  # a pixel darker than this is ink
+TITLE_MIN_PX, TITLE_MAX_PX = 15, 70  # an engraved one-line title at 150 dpi is about 35 pixels tall, a fermata 10
+STAFF_LINE_FRACTION = 0.6  # a row inked across more than this fraction of the width is a staff line, not a title
 MARGIN_INCHES = 0.1
 MODEL_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 REFERENCE_COLOUR = "#333333"
@@ -33,23 +40,71 @@ COUNT_LABELS = {"copy_longest_run_mean": "longest copied run\n(tokens, mean)",
                 "pitch_range": "pitch range\n(semitones, mean)"}
 
 
-def fig_samples(images: list[tuple[str, Path]], out: Path) -> None:
+def _grey(picture: np.ndarray) -> np.ndarray:
+    """Lightness in [0, 1] of an image read by ``plt.imread`` (grey, grey + alpha, RGB or RGBA; alpha over white)."""
+    if picture.ndim == 2:
+        return picture.astype(np.float64)
+    rgb = picture[..., :3].astype(np.float64) if picture.shape[2] >= 3 else picture[..., :1].astype(np.float64)
+    if picture.shape[2] in (2, 4):  # transparent pixels are white paper
+        alpha = picture[..., -1:].astype(np.float64)
+        rgb = rgb * alpha + (1.0 - alpha)
+    return rgb.mean(axis=2)
+
+
+def drop_engraved_title(picture: np.ndarray) -> np.ndarray:
+    """The engraved sample without the title LilyPond printed above its first system (fig. 21 gives each sample one
+    caption of its own; the engraved title would be a second one).
+
+    The title is the topmost band of ink rows, followed by a blank gap; it is only removed when that band looks like
+    one line of text: :data:`TITLE_MIN_PX` to :data:`TITLE_MAX_PX` rows tall (a fermata or a note above the first
+    staff is shorter) and with no row inked across most of the width (a staff line is, the title is not). The blank
+    margin above the title is kept around the music, and the page is narrowed to the music (a long title made it
+    wider). Anything else is returned unchanged.
+    """
+    grey = _grey(picture)
+    ink = grey < INK_LEVEL
+    rows = np.flatnonzero(ink.any(axis=1))
+    if len(rows) == 0:
+        return picture
+    top = int(rows[0])
+    gaps = np.flatnonzero(np.diff(rows) > 1)
+    if len(gaps) == 0:
+        return picture  # one band only: music without a title
+    bottom, music = int(rows[gaps[0]]) + 1, int(rows[gaps[0] + 1])
+    widest = ink[top:bottom].sum(axis=1).max() / ink.shape[1]
+    if not TITLE_MIN_PX <= bottom - top <= TITLE_MAX_PX or widest > STAFF_LINE_FRACTION:
+        return picture
+    kept = np.concatenate([picture[:top], picture[music:]], axis=0)
+    columns = np.flatnonzero(ink[music:].any(axis=0))  # a title wider than the music widened the page: narrow it
+    left, right = max(0, int(columns[0]) - top), min(kept.shape[1], int(columns[-1]) + 1 + top)  # margin: top's
+    return kept[:, left:right]
+
+
+def fig_samples(images: list[tuple[str, Path]], out: Path, title: str | None = None) -> None:
     """Figure 21: the engraved sample PNGs one above the other, each at its own resolution (one image pixel is one
-    pixel of the 150-dpi figure) and left-aligned under its caption."""
+    pixel of the 150-dpi figure) and left-aligned under its caption, the one title of each sample (the title
+    LilyPond engraved is cut off, :func:`drop_engraved_title`); ``title`` above them all."""
     if not images:
         raise ValueError("fig_samples needs at least one image")
-    pictures = [(caption, plt.imread(str(path))) for caption, path in images]
+    pictures = [(caption, drop_engraved_title(plt.imread(str(path)))) for caption, path in images]
+    head = TITLE_INCHES if title else 0.0
     width = max(p.shape[1] for _, p in pictures) / DPI + 2 * MARGIN_INCHES
-    height = sum(p.shape[0] / DPI + CAPTION_INCHES for _, p in pictures) + 2 * MARGIN_INCHES
+    if title:  # wide enough for the title
+        width = max(width, TextPath((0, 0), title, size=TITLE_POINTS).get_extents().width / 72 + 4 * MARGIN_INCHES)
+    height = sum(p.shape[0] / DPI + CAPTION_INCHES for _, p in pictures) + 2 * MARGIN_INCHES + head
     fig = plt.figure(figsize=(width, height))
     top = height - MARGIN_INCHES  # inches from the bottom of the figure
+    if title:
+        fig.text(0.5, (top - head / 2) / height, title, fontsize=TITLE_POINTS, ha="center", va="center")
+        top -= head
     for caption, picture in pictures:
         fig.text(MARGIN_INCHES / width, (top - CAPTION_INCHES / 2) / height, caption, fontsize=12,
                  fontweight="bold", ha="left", va="center")
         top -= CAPTION_INCHES
         h, w = picture.shape[0] / DPI, picture.shape[1] / DPI
         ax = fig.add_axes((MARGIN_INCHES / width, (top - h) / height, w / width, h / height))
-        ax.imshow(picture, interpolation="none")
+        # a grey PNG reads as a 2-D array: without a grey map imshow would colour it with viridis
+        ax.imshow(picture, cmap="gray", vmin=0.0, vmax=1.0, interpolation="none")
         ax.axis("off")
         top -= h
     save_figure(fig, out)
@@ -114,7 +169,7 @@ def fig_sample_metrics(table: pd.DataFrame, out: Path) -> None:
     order = {model: i for i, model in enumerate(dict.fromkeys(table["model"]))}  # models in order of appearance
     rows = table[~_is_reference(table)]
     rows = rows.assign(_order=rows["model"].map(order)).sort_values(["_order", "temperature"], kind="stable")
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    fig, axes = plt.subplots(2, 2, figsize=(16, 8.5))  # wider than tall: fits a screen whole in the report
     overlap = {f"{k}_overlap": v for k, v in HISTOGRAM_LABELS.items()}
     kl = {f"{k}_kl": v for k, v in HISTOGRAM_LABELS.items()}
     _grouped_bars(axes[0, 0], rows, references, overlap, "overlapping area Σ min(p, q)",
@@ -138,17 +193,18 @@ def fig_sample_metrics(table: pd.DataFrame, out: Path) -> None:
 def fig_learning_curves(table: pd.DataFrame, out: Path) -> None:
     """Train/valid NLL per epoch of every chorale model (the learning-curve table), one panel per regime."""
     regimes = list(dict.fromkeys(table["regime"]))
-    fig, axes = plt.subplots(1, len(regimes), figsize=(6.5 * len(regimes), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(regimes), figsize=(6.5 * len(regimes), 4.4), squeeze=False,
+                             layout="constrained")
     for ax, regime in zip(axes[0], regimes, strict=True):
         for index, (model, rows) in enumerate(table[table["regime"] == regime].groupby("model", sort=False)):
             colour = f"C{index}"
             ax.plot(rows["epoch"], rows["train_nll"], "--", color=colour, label=f"{model} train")
             ax.plot(rows["epoch"], rows["valid_nll"], "-", color=colour, label=f"{model} valid")
-        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole passes: no 2.5
+        ax.set_xlabel("epoch (one pass over the training data)")
         ax.set_ylabel("NLL (nats per token)")
         ax.set_title(f"{regime} regime")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
     fig.suptitle("Chorale language models: learning curves (dashed: training, solid: validation)")
-    fig.tight_layout()
     save_figure(fig, out)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from rnnmem.core.atomic import write_csv
+from rnnmem.core.errors import ConfigError
 from rnnmem.core.progress import summary
 from rnnmem.core.runtime import pick_device
 from rnnmem.core.tables import read_table
@@ -131,6 +132,38 @@ def lm_score(params: dict[str, Any], tokens: Path, vocab: Path, model_path: Path
             f"perplexity {scores['perplexity']:.3f}, accuracy {scores['accuracy']:.4f} ({count} parameters)")
 
 
+def lm_ensemble_score(params: dict[str, Any], tokens: Path, vocab: Path, model_paths: list[Path], out: Path) -> None:
+    """Test-split scores of the mean distribution of a (model, regime)'s seeds (:mod:`rnnmem.lm.ensemble`): one row
+    named ``<name>_ensemble``, its ``params`` the members' total, ``seed`` empty, ``epochs`` their total."""
+    from rnnmem.lm.ensemble import ProbabilityMixture
+
+    if len(model_paths) < 2:
+        raise ConfigError(f"lm.n_seeds: an ensemble of {params['model']['name']}/{params['regime']} needs at least "
+                          f"two seeds, got {len(model_paths)}")
+    device = pick_device()
+    loaded = [load_trained(path, device=device, vocab_path=vocab) for path in model_paths]
+    data = load_token_data(tokens, vocab)
+    scores = evaluate_lm(ProbabilityMixture([model for model, _ in loaded]), data.ids["test"],
+                         device=device, notes=data.notes["test"])
+    spec, regime = params["model"], params["regime"]
+    first = loaded[0][0]
+    count = lm_parameter_count(spec["model"], data.vocab_size, first.hidden, first.embedding_dim) * len(loaded)
+    row = {
+        "source": params["source"], "model": f"{spec['name']}_ensemble", "kind": spec["model"], "size": spec["size"],
+        "hidden": first.hidden, "params": count, "regime": regime, "seed": np.nan,
+        "transpose": shifts_label(params.get("transpose")), "nll_test": scores["nll"],
+        "bits_per_token": scores["bits_per_token"], "perplexity": scores["perplexity"],
+        "bits_per_note": scores["bits_per_note"], "accuracy": scores["accuracy"],
+        "squared_error": scores["squared_error"], "squared_error_softmax": scores["squared_error_softmax"],
+        "order": np.nan, "stop_reason": f"ensemble of {len(loaded)} seeds",
+        "epochs": sum(len(curve) for _, curve in loaded),
+    }
+    write_csv(out, pd.DataFrame([row], columns=SCORE_COLUMNS))
+    summary(f"{spec['name']}/{regime}, mean of {len(loaded)} seeds' distributions, on the test split: "
+            f"{scores['bits_per_token']:.4f} bits per token, perplexity {scores['perplexity']:.3f} "
+            f"({count} parameters)")
+
+
 def lm_ngram(params: dict[str, Any], tokens: Path, vocab: Path, out: Path, orders_out: Path) -> None:
     """The Kneser-Ney baseline: order chosen on the validation split, scored on the test split; ``transpose`` (the
     shifts of the augmented data it is given, if any) labels its row."""
@@ -240,7 +273,7 @@ def fig21(params: dict[str, Any], sample_dirs: list[Path], out: Path) -> None:
 
     images = [(label, Path(folder) / f"T{params['temperature']:g}_00.png")
               for label, folder in zip(params["labels"], sample_dirs, strict=True)]
-    figures.fig_samples(images, out)
+    figures.fig_samples(images, out, title=f"First sample of each model at temperature T = {params['temperature']:g}")
     summary(f"figure 21: {len(images)} engraved samples at T = {params['temperature']:g} -> {out}")
 
 

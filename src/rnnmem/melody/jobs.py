@@ -171,9 +171,17 @@ def melody_baselines(params: dict[str, Any], melodies_path: Path, out: Path) -> 
 # --- the neural model, one test fold per job ----------------------------------------------------------------------
 
 
+def benchmark_row(name: str) -> bool:
+    """Whether a model of :func:`rnnmem.melody.neural.benchmark_neural` gets rows in the benchmark: not ``ppm``
+    (the baselines' ``ppm_ltm+stm`` again) nor ``seed<s>_pitch`` (a diagnostic of one head; the command line
+    still prints both)."""
+    return name != "ppm" and not name.endswith("_pitch")
+
+
 def melody_neural(params: dict[str, Any], melodies_path: Path, out: Path) -> None:
     """Per-note bits of every model of :func:`rnnmem.melody.neural.benchmark_neural` on one test fold
-    (``params``: kind, fold, seed, folds, neural); model names get the prefix ``neural_``."""
+    (``params``: kind, fold, seed, folds, neural) that :func:`benchmark_row` keeps; names get the prefix
+    ``neural_``."""
     from rnnmem.melody.neural import benchmark_neural
 
     settings = neural_settings(params["neural"])
@@ -187,6 +195,8 @@ def melody_neural(params: dict[str, Any], melodies_path: Path, out: Path) -> Non
     test = fold_members(folds, params["folds"])[k]
     parts = []
     for name, result in report["models"].items():
+        if not benchmark_row(name):
+            continue
         bits = [b for i in test for b in result["bits"][i]]
         parts.append(note_rows(kind, k, melodies, test, f"neural_{name}", bits))
     for record in report["selection"]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from rnnmem.core.figure_io import plt, save_figure
 
@@ -33,7 +34,8 @@ def fig_mc_heatmap(table: pd.DataFrame, title: str, out: Path) -> None:
     _require(table, ["k", "l", "mc"], "capacity table")
     grid = table.pivot_table(index="k", columns="l", values="mc", aggfunc="mean").sort_index().sort_index(axis=1)
     sizes, lags = grid.index.to_numpy(), grid.columns.to_numpy()
-    fig, ax = plt.subplots(figsize=(max(6.5, min(14.0, 3.0 + 0.06 * len(lags))), 1.6 + 0.32 * len(sizes)),
+    # the map at least 2 inches tall, so that the y label fits beside a map of a few k rows
+    fig, ax = plt.subplots(figsize=(max(6.5, min(14.0, 3.0 + 0.06 * len(lags))), 2.6 + max(2.0, 0.32 * len(sizes))),
                            layout="constrained")
     l_edges = np.concatenate([lags - 0.5, [lags[-1] + 0.5]])
     row_edges = np.arange(len(sizes) + 1) - 0.5
@@ -44,10 +46,13 @@ def fig_mc_heatmap(table: pd.DataFrame, title: str, out: Path) -> None:
     ax.set_yticks(range(len(sizes)), [str(k) for k in sizes])
     ax.set_xlim(l_edges[0], l_edges[-1])
     ax.set_ylim(row_edges[0], row_edges[-1])
-    ax.set_xlabel("lag l (read-out must recall the input ν(t − l))")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # lags are whole steps
+    ax.set_xlabel("lag l (steps; the read-out must recall the input ν(t − l))")
     ax.set_ylabel("reservoir size k (units)")
     ax.set_title(title)
-    fig.colorbar(image, ax=ax, label="MC_l = corr²(ν(t − l), read-out) on held-out steps")
+    # Below the map, not beside it: a vertical bar is as tall as the map (a few k rows), too short for its label.
+    fig.colorbar(image, ax=ax, location="bottom", shrink=0.6, aspect=40, pad=0.02,
+                 label="MC_l = corr²(ν(t − l), read-out) on held-out steps (0 to 1)")
     if inside.any():
         fig.legend(loc="outside lower center", fontsize=8, frameon=False)
     save_figure(fig, out)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
@@ -28,6 +29,12 @@ CELL_INCHES = 0.3  # side of one heatmap cell, so every figure has the same dens
 OUTPUT_CMAP = "viridis"
 HIGHLIGHT_COLOUR = "#e8175d"
 LEGAL_MARKER = {"marker": "o", "s": 16, "facecolors": "white", "edgecolors": "black", "linewidths": 0.6}
+MODEL_TITLES = {"vanilla": "Vanilla RNN", "gru": "GRU", "lstm": "LSTM"}
+
+
+def model_title(model: str) -> str:
+    """How a title names a cell type (``spec['model']``): "GRU", "LSTM", "Vanilla RNN"."""
+    return MODEL_TITLES.get(model, model)
 
 
 def _run_member(
@@ -120,6 +127,13 @@ def _legal_handle() -> Line2D:
     )
 
 
+def panel_grid(panels: int) -> tuple[int, int]:
+    """Rows and columns of figure 7's panels: two columns from three panels on, so the figure is wider than tall
+    and fits a screen whole (the report's viewer centres a figure taller than the window and cuts its top)."""
+    cols = 1 if panels <= 2 else 2
+    return -(-panels // cols), cols
+
+
 def fig_output_heatmaps(
     model: SequencePredictor,
     member: int,
@@ -136,15 +150,20 @@ def fig_output_heatmaps(
     norm = _output_norm([outputs for outputs, _, _ in views], probabilities)
     steps = max(len(s) - 1 for s in strings)
     alphabet = len(grammar.alphabet)
-    width = max(6.5, steps * CELL_INCHES + 2.6)
-    height = len(strings) * (alphabet * CELL_INCHES + 0.9) + 1.3
-    fig, axes = plt.subplots(len(strings), 1, figsize=(width, height), layout="constrained", squeeze=False)
-    axes = axes[:, 0]
+    rows, cols = panel_grid(len(strings))
+    width = cols * max(6.5, steps * CELL_INCHES + 2.6)
+    height = rows * (alphabet * CELL_INCHES + 0.9) + 1.3
+    fig, grid = plt.subplots(rows, cols, figsize=(width, height), layout="constrained", squeeze=False)
+    axes = list(grid.flat[:len(strings)])
+    for spare in grid.flat[len(strings):]:
+        spare.set_visible(False)
     image = None
     for ax, string, (outputs, _, legal) in zip(axes, strings, views, strict=True):
         image = _output_panel(ax, grammar, string, outputs, legal, norm, steps)
         ax.set_title(f"string {string}", fontsize=9, loc="left")
-    axes[-1].set_xlabel("symbol read at each step (each column predicts the symbol that follows it)")
+    for ax in grid[-1, :]:  # the bottom panel of every column
+        if ax.get_visible():
+            ax.set_xlabel("symbol read at each step (each column predicts the symbol that follows it)", fontsize=8)
     fig.colorbar(image, ax=list(axes), label=_output_label(probabilities))
     fig.suptitle(title)
     fig.legend(handles=[_legal_handle()], loc="outside lower center", frameon=False, fontsize=8)
@@ -200,6 +219,58 @@ def _hidden_norm(values: list[np.ndarray]) -> tuple[Normalize, str]:
     return Normalize(-bound, bound), "RdBu_r"
 
 
+def state_distances(
+    model: SequencePredictor, member: int, grammar: Grammar, strings: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The scale figure 8's distances are read against: ‖h − h′‖₂ between the final hidden states of every two
+    distinct Reber prefixes (≥ 2 symbols) of ``strings``, split into pairs that reach the same automaton state
+    and pairs that reach different states. Returns (same, different), each sorted.
+
+    If the hidden state encodes the automaton state, same-state distances are small against different-state
+    ones; a same-state distance alone (no baseline) cannot say whether it is small.
+    """
+    prefixes: dict[str, tuple[int, np.ndarray]] = {}
+    for string in dict.fromkeys(strings):
+        if len(string) < 3:
+            continue
+        hidden = _run_member(model, member, grammar, string[:-1])[1].numpy().astype(np.float64)
+        states = reber_states(string)
+        for end in range(2, len(string)):
+            prefixes.setdefault(string[:end], (states[end], hidden[end - 1]))
+    if len(prefixes) < 2:
+        raise ValueError("need at least two distinct prefixes of two or more symbols")
+    state = np.array([s for s, _ in prefixes.values()])
+    final = np.stack([h for _, h in prefixes.values()])
+    same, different = [], []
+    for i in range(len(final) - 1):  # one row at a time: memory linear in the number of prefixes
+        distance = np.linalg.norm(final[i + 1:] - final[i], axis=1)
+        equal = state[i + 1:] == state[i]
+        same.append(distance[equal])
+        different.append(distance[~equal])
+    return np.sort(np.concatenate(same)), np.sort(np.concatenate(different))
+
+
+def _baseline_panel(ax: Axes, same: np.ndarray, different: np.ndarray, shown: list[float]) -> None:
+    """Both distance distributions as box plots, the shown pairs as marks, the different-state median as a line."""
+    rows = {"different\nstates": different, "same state\n(other paths)": same}
+    rows = {label: values for label, values in rows.items() if len(values)}
+    ax.boxplot(list(rows.values()), orientation="horizontal", widths=0.55, whis=(5, 95), showfliers=False,
+               medianprops={"color": "black"}, tick_labels=list(rows))
+    baseline = float(np.median(different))
+    ax.axvline(baseline, color="0.35", linestyle="--", linewidth=1.2,
+               label=f"baseline: median over different states = {baseline:.3f}")
+    ax.scatter(shown, [len(rows)] * len(shown), marker="D", s=36, color=HIGHLIGHT_COLOUR, zorder=3,
+               label="the pairs shown above (same state)")
+    ax.set_xlim(left=0.0)
+    ax.set_xlabel("‖h_final − h′_final‖₂ between final hidden states of two prefixes")
+    ax.set_title(f"Baseline: every two distinct prefixes of the training strings ({len(same) + len(different)} "
+                 "pairs)\nbox: quartiles, whiskers: 5th–95th percentile", fontsize=9)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.figure.legend(handles=ax.get_legend_handles_labels()[0], loc="outside lower center", ncols=2, fontsize=8,
+                     frameon=False)
+
+
 def fig_hidden_pairs(
     model: SequencePredictor,
     member: int,
@@ -207,41 +278,62 @@ def fig_hidden_pairs(
     pairs: list[tuple[str, str]],
     title: str,
     out: Path,
+    strings: list[str] | None = None,
 ) -> None:
-    """Report figure 8: do two paths into the same automaton state end in similar hidden states?"""
+    """Report figure 8: do two paths into the same automaton state end in similar hidden states?
+
+    One colour bar serves every heatmap (they share one scale). With ``strings`` (the training strings), a bottom
+    panel gives the baseline: the distances between final hidden states of prefixes in different automaton
+    states, beside those of prefixes in the same state (:func:`state_distances`), and each pair's subtitle
+    states its distance against the different-state median.
+    """
     if not pairs:
         raise ValueError("fig_hidden_pairs needs at least one pair of prefixes")
     hidden = [
         tuple(_run_member(model, member, grammar, prefix)[1].numpy().astype(np.float64) for prefix in pair)
         for pair in pairs
     ]
+    distances = [float(np.linalg.norm(h_a[-1] - h_b[-1])) for h_a, h_b in hidden]
+    same, different = state_distances(model, member, grammar, strings) if strings else (None, None)
+    baseline = None if different is None or len(different) == 0 else float(np.median(different))
     norm, cmap = _hidden_norm([h for pair in hidden for h in pair])
     units = hidden[0][0].shape[1]
     longest = max(len(p) for pair in pairs for p in pair)
-    width = max(7.0, 2 * longest * CELL_INCHES + 3.2)
+    width = max(7.0, 2 * longest * CELL_INCHES + 3.6)
     pair_height = units * CELL_INCHES + 1.5
-    fig = plt.figure(figsize=(width, len(pairs) * pair_height + 0.8), layout="constrained")
+    # Pairs (and the baseline panel) on a grid two cells wide, so the figure is wider than tall and a report
+    # viewer shows it whole from its title down.
+    cells = len(pairs) + (baseline is not None)
+    columns = 1 if cells == 1 else 2
+    rows = -(-cells // columns)
+    fig = plt.figure(figsize=(columns * width + 0.95, rows * pair_height + 0.8), layout="constrained")
     fig.suptitle(title)
-    subfigs = np.atleast_1d(fig.subfigures(len(pairs), 1))
+    panels, bar = fig.subfigures(1, 2, width_ratios=[columns * width, 0.95])
+    cells_grid = np.atleast_1d(panels.subfigures(rows, columns)).ravel()
+    subfigs = cells_grid[: len(pairs)]
     unit_ticks = range(0, units, max(1, int(np.ceil(units / 20))))
-    for subfig, pair, (h_a, h_b) in zip(subfigs, pairs, hidden, strict=True):
+    for subfig, pair, (h_a, h_b), distance in zip(subfigs, pairs, hidden, distances, strict=True):
         states = {reber_states(prefix)[-1] for prefix in pair}
         state = states.pop() if len(states) == 1 else "different states"
-        distance = float(np.linalg.norm(h_a[-1] - h_b[-1]))
+        against = "" if baseline is None else f"\n(baseline: median over prefixes in different states = {baseline:.3f})"
         subfig.suptitle(
-            f"Reber automaton state {state}: ‖h_final(left) − h_final(right)‖₂ = {distance:.3f}", fontsize=10
+            f"Reber automaton state {state}: ‖h_final(left) − h_final(right)‖₂ = {distance:.3f}{against}",
+            fontsize=10,
         )
         axes = subfig.subplots(1, 2, width_ratios=[len(pair[0]), len(pair[1])])
-        image = None
         for ax, prefix, h in zip(axes, pair, (h_a, h_b), strict=True):
-            image = ax.imshow(h.T, cmap=cmap, norm=norm, aspect="equal", interpolation="nearest")
+            ax.imshow(h.T, cmap=cmap, norm=norm, aspect="equal", interpolation="nearest")
             _symbol_axis(ax, prefix, len(prefix))
             ax.set_yticks(list(unit_ticks), [str(u) for u in unit_ticks])
             ax.tick_params(axis="y", length=0, labelsize=7)
             ax.set_title(f"prefix {prefix}", fontsize=9)
             ax.set_xlabel("symbol read")
         axes[0].set_ylabel("hidden unit")
-        subfig.colorbar(image, ax=list(axes), label="hidden activation", shrink=0.9)
+    grid = bar.add_gridspec(3, 2, height_ratios=[0.15, 0.7, 0.15], width_ratios=[1, 2])  # a slim bar, centred
+    bar.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=bar.add_subplot(grid[1, 0]),
+                 label="hidden activation (every heatmap)")
+    if baseline is not None:
+        _baseline_panel(cells_grid[len(pairs)].subplots(), same, different, distances)
     save_figure(fig, out)
 
 

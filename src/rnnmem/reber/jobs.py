@@ -108,11 +108,13 @@ def reber_figure(figure: str, model_path: Path, spec_path: Path, table_path: Pat
         train, _ = member_strings(REBER, seed, 256, 0)
         pairs = figures.same_state_pairs(train, 3)
         figures.fig_hidden_pairs(model, member, REBER, pairs,
-                                 f"Hidden states of prefixes reaching the same automaton state\n{label}", out)
+                                 f"Hidden states of prefixes reaching the same automaton state\n{label}", out,
+                                 strings=train)
     elif figure in ("fig10", "fig11"):
         inner = sample_reber(np.random.default_rng([seed, 13]))
         figures.fig_embedded_pair(model, member, EMBEDDED_REBER, figures.embedded_pair(inner), probabilities,
-                                  f"Embedded Reber: B T … T E vs B P … P E\n{label}", out)
+                                  f"{figures.model_title(spec['model'])} on embedded Reber: B T … T E vs B P … P E"
+                                  f"\n{label}", out)
     else:
         raise ValueError(f"unknown Reber figure {figure!r}")
     summary(f"{figure}: {label} -> {out}")
