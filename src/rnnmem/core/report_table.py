@@ -63,28 +63,24 @@ def table_html(header: list[str], rows: list[list[str]], title: str, csv_bytes: 
         uri = "data:text/csv;base64," + base64.b64encode(csv_bytes).decode("ascii")
         download = f' · <a download="{html.escape(title)}" href="{uri}">download the CSV</a>'
     noun = "row" if len(rows) == 1 else "rows"
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en">',
-            '<head><meta charset="utf-8">',
-            f"<title>{html.escape(title)}</title>",
-            f"<style>{STYLE}</style>",
-            "</head>",
-            "<body>",
-            f"<h1>{html.escape(title)}</h1>",
-            f'<p class="meta">{len(rows)} {noun} × {width} columns{download}</p>',
-            "<table>",
-            "<thead><tr>" + "".join(_cell(name, "th") for name in header) + "</tr></thead>",
-            "<tbody>",
-            *body,
-            "</tbody>",
-            "</table>",
-            "</body>",
-            "</html>",
-            "",
-        ]
-    )
+    return html_page(title, STYLE, [
+        f'<p class="meta">{len(rows)} {noun} × {width} columns{download}</p>',
+        "<table>",
+        "<thead><tr>" + "".join(_cell(name, "th") for name in header) + "</tr></thead>",
+        "<tbody>",
+        *body,
+        "</tbody>",
+        "</table>",
+    ])
+
+
+def html_page(title: str, style: str, body: list[str]) -> str:
+    """A self-contained HTML page for the report's iframe: ``title`` as title and heading, then ``body``'s lines."""
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en">', '<head><meta charset="utf-8">', f"<title>{html.escape(title)}</title>",
+        f"<style>{style}</style>", "</head>", "<body>", f"<h1>{html.escape(title)}</h1>", *body, "</body>", "</html>",
+        "",
+    ])
 
 
 def table_page(csv_path: Path, out: Path) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 from rnnmem.core.atomic import write_text
 from rnnmem.core.errors import InputFileError
 from rnnmem.core.progress import summary
+from rnnmem.core.report_table import html_page
 
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # Debian's fluid-soundfont-gm
 DEFAULT_RATE = 16000  # Hz: enough for a melody, ~5 kB per second of Ogg Vorbis
@@ -145,24 +146,11 @@ def sample_stem(row: dict[str, str]) -> str:
 
 def page_html(title: str, note: str | None, sections: list[str]) -> str:
     meta = f"{len(sections)} sample{'s' if len(sections) != 1 else ''}"
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en">',
-            '<head><meta charset="utf-8">',
-            f"<title>{html.escape(title)}</title>",
-            f"<style>{STYLE}</style>",
-            "</head>",
-            "<body>",
-            f"<h1>{html.escape(title)}</h1>",
-            f'<p class="meta">{meta}: engraved score (LilyPond), audio (its MIDI file through FluidSynth), MIDI.</p>',
-            *([f'<p class="audio-note">{html.escape(note)}</p>'] if note else []),
-            *sections,
-            "</body>",
-            "</html>",
-            "",
-        ]
-    )
+    return html_page(title, STYLE, [
+        f'<p class="meta">{meta}: engraved score (LilyPond), audio (its MIDI file through FluidSynth), MIDI.</p>',
+        *([f'<p class="audio-note">{html.escape(note)}</p>'] if note else []),
+        *sections,
+    ])
 
 
 def sample_section(row: dict[str, str], samples: Path, audio: bytes | None) -> str:
