@@ -137,3 +137,51 @@ def test_metrics_table_and_figures(tmp_path: Path) -> None:
     assert (tmp_path / "fig21.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError):
         fig_samples([], tmp_path / "none.png")
+
+
+def test_key_finding_makes_transposed_samples_comparable() -> None:
+    from dataclasses import replace
+
+    from rnnmem.chorales.events import transpose_by
+    from rnnmem.lm.keys import key_profiles
+
+    minor_texts = ["c'4 | ees'4 d'4 c'4 g'4 | aes'2 g'4 \\ g'4 | f'4 ees'4 d'4 b4 | c'2. \\",
+                   "g'4 | g'4 aes'4 g'4 f'4 | ees'2 d'2 \\ | ees'4 f'4 d'4 b4 | c'1 \\"]
+    texts = MELODIES + minor_texts
+    training = chorales(MELODIES) + chorales(minor_texts, mode="minor")
+    profiles = key_profiles(training)
+    reference = training
+    in_c = chorales(texts)  # samples: parsed as C major whatever their key
+    keys = ("pitch_class_overlap", "pitch_class_kl", "phrase_end_tonic_triad", "ends_on_tonic")
+
+    # samples in C barely move: here not at all (every key found is c, the minor ones now minor)
+    plain = sample_metrics(in_c, tokens(texts), reference, tokens(MELODIES[:1]))
+    found = sample_metrics(in_c, tokens(texts), reference, tokens(MELODIES[:1]), profiles)
+    assert found["key_shift_nonzero"] == 0.0 and "key_shift_nonzero" not in plain
+    assert found["pitch_class_overlap"] == plain["pitch_class_overlap"] == pytest.approx(1.0)
+    assert found["ends_on_tonic"] == plain["ends_on_tonic"] == 1.0
+    assert found["phrase_end_tonic_triad"] >= plain["phrase_end_tonic_triad"]  # minor thirds now count
+
+    # a copy moved into other keys and parsed as C major, like a sample of the modern regime
+    moved = [replace(transpose_by(c, shift), key_tonic="c", mode="major")
+             for c, shift in zip(in_c, (5, -3, 2, 7, -4), strict=True)]
+    fixed = sample_metrics(moved, tokens(texts), reference, tokens(MELODIES[:1]), profiles)
+    for key in keys:
+        assert fixed[key] == pytest.approx(found[key]), key
+    assert fixed["key_shift_nonzero"] == 1.0
+    for kind in HISTOGRAMS[1:]:  # intervals and note lengths never depended on the key
+        assert fixed[f"{kind}_overlap"] == pytest.approx(plain[f"{kind}_overlap"])
+    # the bug fixed: measured against c, the moved copy looks far less like Bach
+    broken = sample_metrics(moved, tokens(texts), reference, tokens(MELODIES[:1]))
+    assert broken["pitch_class_overlap"] < fixed["pitch_class_overlap"] - 0.2
+    assert broken["pitch_class_kl"] > fixed["pitch_class_kl"]
+    assert broken["ends_on_tonic"] < fixed["ends_on_tonic"]
+    assert broken["phrase_end_tonic_triad"] < fixed["phrase_end_tonic_triad"]
+    # the reference baseline is measured in found keys too
+    baseline = reference_metrics(reference, tokens(texts), tokens(MELODIES[:1]), profiles)
+    assert baseline["key_shift_nonzero"] == 0.0 and math.isnan(baseline["pitch_class_overlap"])
+    # the reference goes through the key finder too: a set equal to it matches it even where the finder moves
+    # a melody (here one in G declared C major), so a model is not blamed for the finder's choices
+    odd = [*in_c, replace(transpose_by(in_c[0], 7), key_tonic="c", mode="major")]
+    itself = sample_metrics(odd, tokens([*texts, MELODIES[0]]), odd, tokens(MELODIES[:1]), profiles)
+    assert itself["pitch_class_overlap"] == pytest.approx(1.0) and itself["key_shift_nonzero"] == pytest.approx(1 / 6)

@@ -24,7 +24,9 @@ from rnnmem.lm.render import (
 )
 from rnnmem.lm.sampling import (
     NextLogits,
+    SamplingError,
     distribution_next_logits,
+    mixture_next_logits,
     next_distribution,
     sample_sequences,
     stateful_next_logits,
@@ -166,6 +168,34 @@ def test_stateful_callback_matches_full_runs_in_any_order(kind):
         np.testing.assert_allclose(stateful(prefixes), full(prefixes), rtol=1e-5, atol=1e-5)
     assert sample_sequences(stateful_next_logits(model), VOCAB, 1.0, 4, 12, seed=2) == sample_sequences(
         rnn_next_logits(model), VOCAB, 1.0, 4, 12, seed=2)
+
+
+def test_mixture_callback_is_the_mean_distribution_of_its_members() -> None:
+    """log of (softmax(a) + softmax(b)) / 2, by hand; a token only one member allows keeps half its mass."""
+    a = np.array([0.0, 0.0, 1.0, 2.0, -np.inf, 0.5, 3.0])
+    b = np.array([1.0, -1.0, 0.0, 0.0, 1.0, -np.inf, -2.0])
+    members = [lambda prefixes, row=row: np.tile(row, (len(prefixes), 1)) for row in (a, b)]
+    mixed = mixture_next_logits(members)([[1], [1, 4]])
+    by_hand = (np.exp(a) / np.exp(a).sum() + np.exp(b) / np.exp(b).sum()) / 2
+    assert mixed.shape == (2, len(VOCAB))
+    np.testing.assert_allclose(np.exp(mixed), np.tile(by_hand, (2, 1)), rtol=1e-12)
+    assert np.isclose(np.exp(mixed[0]).sum(), 1.0)
+    both_forbid = mixture_next_logits([lambda p: np.tile(a, (len(p), 1))] * 2)([[1]])
+    assert np.isneginf(both_forbid[0, 4]) and np.isclose(np.exp(both_forbid[0]).sum(), 1.0)
+
+
+def test_mixture_of_one_model_samples_like_the_model() -> None:
+    """The same seed gives the same samples from a model and from an ensemble of copies of it."""
+    model_logits = np.log(np.array([0.05, 0.05, 0.2, 0.1, 0.3, 0.2, 0.1]))
+    table = lambda prefixes: np.tile(model_logits, (len(prefixes), 1))  # noqa: E731
+    alone = sample_sequences(table, VOCAB, 1.0, 5, 20, seed=1)
+    assert sample_sequences(mixture_next_logits([table, table, table]), VOCAB, 1.0, 5, 20, seed=1) == alone
+
+
+def test_mixture_passes_a_broken_member_on_to_the_error() -> None:
+    broken = lambda prefixes: np.full((len(prefixes), len(VOCAB)), np.nan)  # noqa: E731
+    with pytest.raises(SamplingError, match=r"m\.pt: .*NaN"):
+        sample_sequences(mixture_next_logits([fixed, broken]), VOCAB, 1.0, 2, 5, seed=0, model_name="m.pt")
 
 
 # --- rendering ----------------------------------------------------------------------------------------------------

@@ -176,7 +176,7 @@ def test_augmented_training_data_and_its_ngram_baseline(smoke_run):
 
 def test_scores_have_a_row_per_seed_and_the_seed_summary(smoke_run):
     """lm.n_seeds {modern: 2} in the smoke config: two rows per modern model, one per seed-regime model, each with
-    its run's mean, sd and seed count; samples and learning curves come from the first seed."""
+    its run's mean, sd and seed count; learning curves come from the first seed."""
     smoke = yaml.safe_load((REPO / "tests/config.smoke.yaml").read_text())["lm"]
     scores = pd.read_csv(smoke_run / "results/chorales/scores.csv")
     trained = scores[(scores["kind"] != "ngram") & scores["seed"].notna()]
@@ -209,6 +209,30 @@ def test_each_multi_seed_run_has_an_ensemble_row(smoke_run):
         assert row.nll_test <= members["nll_test"].mean() + 1e-6
         assert row.params == n * members["params"].iloc[0]
         assert row.stop_reason == f"ensemble of {n} seeds"
+
+
+def test_multi_seed_samples_come_from_the_ensemble(smoke_run, tmp_path, one_torch_thread):
+    """lm.sampling.ensemble (default): a (model, regime) with two seeds is sampled from their mean distribution.
+    Drawing again from both seeds gives the pipeline's samples; from the first seed alone, other ones."""
+    from rnnmem.lm.jobs import lm_samples
+
+    smoke = yaml.safe_load((REPO / "tests/config.smoke.yaml").read_text())["lm"]
+    n = smoke["n_seeds"]["modern"]
+    (vocab,) = smoke_run.glob("results/chorales/*/augmented/vocab.json")  # the source of the smoke run
+    params = {**smoke["sampling"], "engrave": False, "label": "again"}
+    differs = []
+    for name in (m["name"] for m in smoke["models"]):
+        ours = pd.read_csv(smoke_run / f"results/lm/samples/{name}_modern.csv", keep_default_na=False)
+        seeds = range(smoke["seed"], smoke["seed"] + n)
+        models = [smoke_run / f"results/lm/models/{name}_modern_s{seed}.pt" for seed in seeds]
+        again = []
+        for members in (models, models[:1]):
+            listing = tmp_path / f"{name}_{len(members)}.csv"
+            lm_samples({**params, "name": name}, vocab, members, tmp_path / f"{name}_{len(members)}", listing)
+            again.append(pd.read_csv(listing, keep_default_na=False)["tokens"].tolist())
+        assert again[0] == ours["tokens"].tolist(), name
+        differs.append(again[1] != again[0])
+    assert any(differs)
 
 
 def test_lilypond_source_and_agreement(smoke_run):

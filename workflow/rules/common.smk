@@ -352,13 +352,21 @@ def lm_sample_params(wildcards):
         {
             **LM["sampling"],
             "name": f"{wildcards.name}_{wildcards.regime}",
-            "label": f"{model['model']} ({wildcards.name}, {wildcards.regime})",
+            "label": f"{model['model']} ({wildcards.name}, {wildcards.regime}, {lm_sample_source(wildcards.regime)})",
         }
     )
 
 
+def lm_sample_source(regime):
+    """Which network a (model, regime)'s samples come from, in words."""
+    seeds = LM_SEEDS[regime]
+    if LM["sampling"].get("ensemble", True) and len(seeds) > 1:
+        return f"ensemble of {len(seeds)} seeds"
+    return f"seed {seeds[0]}"
+
+
 def lm_runs(pattern):
-    """One path per (model, regime): the sample sets, drawn from each one's first seed."""
+    """One path per (model, regime): the sample sets (see lm_sample_models)."""
     return expand(pattern, name=LM_MODELS, regime=LM_REGIMES)
 
 
@@ -372,10 +380,13 @@ def lm_seed_runs(pattern, first_only=False):
     ]
 
 
-def lm_first_model(wildcards):
-    """The model a sample set is drawn from: its (model, regime)'s first seed."""
+def lm_sample_models(wildcards):
+    """The models a sample set is drawn from: every seed of its (model, regime) (their ensemble) with
+    lm.sampling.ensemble and two seeds or more, else the first seed."""
+    if LM["sampling"].get("ensemble", True) and len(LM_SEEDS[wildcards.regime]) > 1:
+        return lm_seed_models(wildcards)
     seed = LM_SEEDS[wildcards.regime][0]
-    return f"results/lm/models/{wildcards.name}_{wildcards.regime}_s{seed}.pt"
+    return [f"results/lm/models/{wildcards.name}_{wildcards.regime}_s{seed}.pt"]
 
 
 def lm_score_parts():
@@ -620,7 +631,8 @@ def lm_sample_page_params(wildcards):
     model = LM_MODELS[wildcards.name]
     return as_json(
         {
-            "title": f"Samples of {model['model']} {wildcards.name} ({wildcards.regime} regime)",
+            "title": f"Samples of {model['model']} {wildcards.name} ({wildcards.regime} regime, "
+            f"{lm_sample_source(wildcards.regime)})",
             "soundfont": REPORT.get("soundfont"),
             "audio_rate": REPORT.get("audio_rate"),
         }

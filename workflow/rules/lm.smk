@@ -136,7 +136,7 @@ rule lm_scores:
 rule lm_samples:
     input:
         vocab=lm_vocab,
-        model=lm_first_model,
+        models=lm_sample_models,
     output:
         samples=directory("results/lm/samples/{name}_{regime}"),
         listing="results/lm/samples/{name}_{regime}.csv",
@@ -149,7 +149,7 @@ rule lm_samples:
     params:
         spec=lm_sample_params,
     shell:
-        f"{RNNMEM} lm-samples --params {{params.spec:q}} --vocab {{input.vocab:q}} --model {{input.model:q}} "
+        f"{RNNMEM} lm-samples --params {{params.spec:q}} --vocab {{input.vocab:q}} --model {{input.models:q}} "
         "--out-dir {output.samples:q} --listing {output.listing:q} > {log:q} 2>&1"
 
 
@@ -200,7 +200,8 @@ rule fig21_samples:
             {
                 "temperature": LM["figure21"]["temperature"],
                 "labels": [
-                    f"{LM_MODELS[name]['model']} ({name}, {LM['figure21']['regime']} regime)"
+                    f"{LM_MODELS[name]['model']} ({name}, {LM['figure21']['regime']} regime, "
+                    f"{lm_sample_source(LM['figure21']['regime'])})"
                     for name in LM["figure21"]["models"]
                 ],
             }

@@ -22,7 +22,7 @@ from rnnmem.lm.data import load_token_data, load_vocab
 from rnnmem.lm.evaluate import evaluate_lm
 from rnnmem.lm.model import lm_matched_hidden, lm_parameter_count
 from rnnmem.lm.ngram import KneserNeyLM, select_order
-from rnnmem.lm.sampling import sample_sequences, stateful_next_logits
+from rnnmem.lm.sampling import mixture_next_logits, sample_sequences, stateful_next_logits
 from rnnmem.lm.settings import RegimeSettings, regime_settings
 from rnnmem.lm.train import (
     CHECKPOINT_SUFFIX,
@@ -209,14 +209,17 @@ def lm_scores(parts: list[Path], out: Path) -> None:
     summary(f"{len(table)} score rows{lowest}")
 
 
-def lm_samples(params: dict[str, Any], vocab: Path, model_path: Path, out_dir: Path, listing: Path) -> None:
-    """N samples per temperature from one model, each as text, MusicXML, MIDI and an engraved PNG; ``vocab`` must
-    be the vocabulary the model was trained with."""
-    model, _ = load_trained(model_path, device=pick_device(), vocab_path=vocab)
+def lm_samples(params: dict[str, Any], vocab: Path, model_paths: list[Path], out_dir: Path, listing: Path) -> None:
+    """N samples per temperature from one model, or from the mean distribution of several (the seeds of one
+    (model, regime): the ensemble scored in scores.csv), each as text, MusicXML, MIDI and an engraved PNG;
+    ``vocab`` must be the vocabulary the models were trained with."""
+    device = pick_device()
+    members = [stateful_next_logits(load_trained(path, device=device, vocab_path=vocab)[0]) for path in model_paths]
+    model_path = model_paths[0] if len(model_paths) == 1 else ", ".join(str(path) for path in model_paths)
     vocabulary = load_vocab(vocab)
     from rnnmem.lm.render import engrave_samples, write_sample_files  # music21
 
-    next_logits = stateful_next_logits(model)
+    next_logits = members[0] if len(members) == 1 else mixture_next_logits(members)
     written = []
     for temperature in params["temperatures"]:
         samples = sample_sequences(next_logits, vocabulary, temperature, params["count"], params["max_tokens"],
@@ -242,29 +245,35 @@ def lm_samples(params: dict[str, Any], vocab: Path, model_path: Path, out_dir: P
 
 
 def lm_sample_metrics(listings: list[Path], transposed: Path, tokens: Path, out: Path, figure: Path) -> None:
-    """Musical and copy metrics of every sample set against the held-out Bach sopranos."""
+    """Musical and copy metrics of every sample set against the held-out Bach sopranos, every melody (samples and
+    reference alike) first moved to the key found with the training chorales' key profiles (rnnmem.lm.keys)."""
     from rnnmem.chorales.store import read_chorales
     from rnnmem.lm import figures
+    from rnnmem.lm.keys import key_profiles
     from rnnmem.lm.metrics import CopyIndex, metrics_table, reference_metrics, sample_metrics
     from rnnmem.lm.render import tokens_to_chorale
 
     records = [json.loads(line) for line in Path(tokens).read_text(encoding="utf-8").splitlines() if line.strip()]
     training = CopyIndex([r["tokens"] for r in records if r["split"] == "train"])
+    trained = {r["number"] for r in records if r["split"] == "train"}
     held_out = {r["number"] for r in records if r["split"] == "test"}
-    reference = [c for c in read_chorales(transposed) if c.number in held_out]
+    in_c = read_chorales(transposed)
+    profiles = key_profiles(c for c in in_c if c.number in trained)
+    reference = [c for c in in_c if c.number in held_out]
     reference_tokens = [r["tokens"] for r in records if r["split"] == "test"]
-    results = [("Bach (held-out)", None, reference_metrics(reference, reference_tokens, training))]
+    results = [("Bach (held-out)", None, reference_metrics(reference, reference_tokens, training, profiles))]
     for listing in listings:
         samples = read_table(listing, ["model", "temperature", "tokens"], keep_default_na=False)
         for (model, temperature), group in samples.groupby(["model", "temperature"], sort=False):
             token_lists = [t.split(" ") if t else [] for t in group["tokens"]]
             chorales = [tokens_to_chorale(t, i)[0] for i, t in enumerate(token_lists)]
-            results.append((model, float(temperature), sample_metrics(chorales, token_lists, reference, training)))
+            results.append((model, float(temperature),
+                            sample_metrics(chorales, token_lists, reference, training, profiles)))
     table = metrics_table(results)
     write_csv(out, table)
     figures.fig_sample_metrics(table, figure)
-    summary(f"metrics of {len(results) - 1} sample sets against {len(reference)} held-out Bach sopranos, "
-            f"{len(table)} rows -> {figure}")
+    summary(f"metrics of {len(results) - 1} sample sets against {len(reference)} held-out Bach sopranos "
+            f"(keys found with the training chorales' profiles), {len(table)} rows -> {figure}")
 
 
 def fig21(params: dict[str, Any], sample_dirs: list[Path], out: Path) -> None:

@@ -22,6 +22,18 @@ fit the time signature (:func:`rnnmem.lm.render.check_bars`: a short pickup and 
 fraction of phrase endings (notes with a fermata) on a tone of the tonic triad (tonic, third, fifth; the third
 minor in a minor-like mode), the fraction of melodies whose last note is the tonic.
 
+Keys: a sampled melody is parsed in C major (:func:`rnnmem.lm.render.tokens_to_chorale`), which is right only for
+a model trained on chorales transposed to C. Given key profiles (:class:`rnnmem.lm.keys.KeyProfiles`, from the
+training chorales in C), :func:`sample_metrics` first finds the key of every melody, the samples' and the
+reference's alike, by Krumhansl–Schmuckler correlation with Bach's own major and minor pitch-class profiles
+(duration-weighted; :mod:`rnnmem.lm.keys`), moves each melody so the found tonic is c and gives it the found mode
+(``major`` or ``minor``): the pitch-class histogram, tonic triad and ends-on-tonic then use the found key, so a
+model trained on transposed copies (samples in any key) is measured like one trained in C, and every set is
+measured the same way. ``key_shift_nonzero`` is then the fraction of melodies whose found tonic is not c (for a
+model trained in C: where the key finder disagrees with the training key; Bach's sopranos alone are ambiguous,
+e.g. a minor chorale whose melody dwells on the fourth degree). Without profiles the declared keys are used as
+they are (``c``, and ``major`` for samples).
+
 Copying: for each sample the longest run of consecutive tokens (``<s>``/``</s>`` excluded) that occurs verbatim in
 one training sequence, and the fraction of its windows of 8 consecutive notes (note tokens as pitch and duration;
 ties, bar lines, fermatas and rests left out) that occur in a training sequence.
@@ -41,13 +53,13 @@ import pandas as pd
 
 from rnnmem.chorales.dataset import BEGIN, END, merged_notes, midi_number
 from rnnmem.chorales.events import Chorale
+from rnnmem.lm.keys import MINOR_THIRD_MODES, KeyProfiles, to_found_key
 from rnnmem.lm.render import check_bars, note_body
 
 KL_EPSILON = 1e-4
 INTERVAL_CLIP = 12
 WINDOW = 8
 HISTOGRAMS = ("pitch_class", "interval", "note_length")
-MINOR_THIRD_MODES = {"minor", "dorian", "phrygian", "aeolian", "locrian"}
 
 
 # --- features -------------------------------------------------------------------------------------------------------
@@ -217,8 +229,17 @@ def _mean(values: Iterable[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
+def in_found_keys(chorales: Sequence[Chorale], profiles: KeyProfiles) -> tuple[list[Chorale], float]:
+    """The chorales moved to their found keys (:func:`rnnmem.lm.keys.to_found_key`; one without notes as it is)
+    and the fraction of those with a key whose found tonic is not c (NaN when none has a key)."""
+    found = [to_found_key(c, profiles) for c in chorales]
+    shifts = [key.shift for _, key in found if key is not None]
+    return [c for c, _ in found], _mean(float(s != 0) for s in shifts)
+
+
 def sample_metrics(samples: Sequence[Chorale], sample_tokens: Sequence[Sequence[str]], reference: Sequence[Chorale],
-                   training_tokens: Sequence[Sequence[str]] | CopyIndex) -> dict[str, float]:
+                   training_tokens: Sequence[Sequence[str]] | CopyIndex,
+                   profiles: KeyProfiles | None = None) -> dict[str, float]:
     """The metrics of one sample set (``samples[i]`` parsed from ``sample_tokens[i]``) against ``reference``:
 
     ``melodies``, ``notes_per_melody``, ``ended`` (fraction of token lists ending with ``</s>``);
@@ -226,10 +247,18 @@ def sample_metrics(samples: Sequence[Chorale], sample_tokens: Sequence[Sequence[
     ``bars_filled`` (fraction of all bars), ``phrases_per_melody``, ``phrase_end_tonic_triad`` (fraction of all
     phrase endings), ``ends_on_tonic``; ``copy_longest_run_mean`` / ``_max`` (tokens), ``copy_window8_fraction``
     (mean over the samples with at least 8 notes). NaN where undefined (no notes, no fermata, …).
+
+    With ``profiles`` the samples and the reference are first moved to their found keys (see the module; pass the
+    profiles of the training chorales, :func:`rnnmem.lm.keys.key_profiles`), and ``key_shift_nonzero`` (the
+    samples' fraction found in another key than c) is added last; without them (None) the declared keys are used.
     """
     if len(samples) != len(sample_tokens):
         raise ValueError(f"{len(samples)} samples but {len(sample_tokens)} token lists")
     index = training_tokens if isinstance(training_tokens, CopyIndex) else CopyIndex(training_tokens)
+    shifted = math.nan
+    if profiles is not None:
+        samples, shifted = in_found_keys(samples, profiles)
+        reference = in_found_keys(reference, profiles)[0]
     result: dict[str, float] = {
         "melodies": float(len(samples)),
         "notes_per_melody": _mean(float(len(merged_notes(c))) for c in samples),
@@ -250,14 +279,18 @@ def sample_metrics(samples: Sequence[Chorale], sample_tokens: Sequence[Sequence[
     result["copy_longest_run_mean"] = _mean(float(r) for r in runs)
     result["copy_longest_run_max"] = float(max(runs)) if runs else math.nan
     result["copy_window8_fraction"] = _mean(index.window_fraction(t) for t in sample_tokens)
+    if profiles is not None:
+        result["key_shift_nonzero"] = shifted
     return result
 
 
 def reference_metrics(reference: Sequence[Chorale], reference_tokens: Sequence[Sequence[str]],
-                      training_tokens: Sequence[Sequence[str]] | CopyIndex) -> dict[str, float]:
+                      training_tokens: Sequence[Sequence[str]] | CopyIndex,
+                      profiles: KeyProfiles | None = None) -> dict[str, float]:
     """:func:`sample_metrics` of the reference set itself, its histogram distances (trivially 1 and 0) set to NaN:
-    the Bach baseline of the scalar and copy metrics (held-out chorales against the training split)."""
-    result = sample_metrics(reference, reference_tokens, reference, training_tokens)
+    the Bach baseline of the scalar and copy metrics (held-out chorales against the training split); pass the
+    same ``profiles`` as to the sample sets so the baseline is measured in found keys too."""
+    result = sample_metrics(reference, reference_tokens, reference, training_tokens, profiles)
     for kind in HISTOGRAMS:
         result[f"{kind}_overlap"] = result[f"{kind}_kl"] = math.nan
     return result

@@ -165,6 +165,30 @@ def stateful_next_logits(model, device=None) -> NextLogits:
     return next_logits
 
 
+def mixture_next_logits(members: Sequence[NextLogits]) -> NextLogits:
+    """A callback for the ensemble of ``members``: the log of the mean of their next-token distributions
+    (``softmax`` of each member's logits), the distribution :class:`rnnmem.lm.ensemble.ProbabilityMixture` scores.
+    Sampling at temperature ``T`` then tempers the mixture, not each member. ``-inf`` where every member gives 0."""
+    if not members:
+        raise SamplingError("an ensemble needs at least one model")
+
+    def next_logits(prefixes: list[list[int]]) -> np.ndarray:
+        parts = []
+        for member in members:
+            logits = np.asarray(member(prefixes), dtype=np.float64)
+            if np.isnan(logits).any() or np.isposinf(logits).any():
+                return logits  # next_distribution names the fault
+            top = logits.max(axis=1, keepdims=True)
+            parts.append(logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))
+        stacked = np.stack(parts)
+        top = stacked.max(axis=0)
+        safe = np.where(np.isfinite(top), top, 0.0)
+        with np.errstate(divide="ignore"):
+            return safe + np.log(np.exp(stacked - safe).mean(axis=0))
+
+    return next_logits
+
+
 def distribution_next_logits(distribution: Callable[[Sequence[int]], np.ndarray]) -> NextLogits:
     """A callback from ``distribution(prefix) -> probabilities (V,)`` (e.g. ``KneserNeyLM.distribution``): the
     logits are the log-probabilities, ``-inf`` where the probability is 0."""
