@@ -118,7 +118,8 @@ def reber_figure_labels(wildcards):
     experiment = REBER_EXPERIMENTS[REBER["figures"][wildcards.figure]]
     grammar = experiment.grammar.replace("_", " ")
     return {
-        "figure": f"fig {int(wildcards.figure[3:])}",
+        # "fig 07", not "fig 7": the report sorts labels as text
+        "figure": f"fig {wildcards.figure[3:]}",
         "model": f"{experiment.model} {experiment.hidden} units, {grammar}",
     }
 
@@ -352,7 +353,8 @@ def lm_sample_params(wildcards):
         {
             **LM["sampling"],
             "name": f"{wildcards.name}_{wildcards.regime}",
-            "label": f"{model['model']} ({wildcards.name}, {wildcards.regime}, {lm_sample_source(wildcards.regime)})",
+            "label": f"{model['model']} ({wildcards.name}, {wildcards.regime} regime, "
+            f"{lm_sample_source(wildcards.regime)})",
         }
     )
 
