@@ -257,7 +257,7 @@ def benchmark_figure(table: pd.DataFrame, path: Path) -> None:
     ours = table[table["source"] == "this run"]
     models = list(dict.fromkeys(ours["model"]))
     kinds = list(dict.fromkeys(ours["kind"]))
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.45 * len(models) + 2), 5.5))
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.45 * len(models) + 2), 7.0))
     width = 0.8 / max(len(kinds), 1)
     for j, kind in enumerate(kinds):
         rows = ours[ours["kind"] == kind].set_index("model").reindex(models)
@@ -272,8 +272,9 @@ def benchmark_figure(table: pd.DataFrame, path: Path) -> None:
     ax.set_xticks(np.arange(len(models)), models, rotation=45, ha="right")
     ax.set_ylabel("bits per note (lower is better)")
     ax.set_title("Melody benchmark: next-pitch cross-entropy of the chorale sopranos", fontsize=10)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=2)
-    fig.tight_layout()
+    # below the rotated model names, not over them: the legend gets the figure's bottom strip
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="lower center", ncol=2, frameon=True)
     save_figure(fig, path)
 
 

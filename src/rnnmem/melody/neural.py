@@ -110,7 +110,7 @@ PRESETS: dict[str, NeuralSettings] = {
     "viewpoints-noaug": NeuralSettings(shifts=(0,)),
     "viewpoints": NeuralSettings(),
     "full": NeuralSettings(seeds=(0, 1, 2), ppm=True),
-    "best": NeuralSettings(seeds=(0, 1, 2), ppm=True, refit=True),
+    "best": NeuralSettings(seeds=(0, 1, 2, 3, 4), ppm=True, refit=True),
 }
 
 
