@@ -353,18 +353,29 @@ def lm_sample_params(wildcards):
         {
             **LM["sampling"],
             "name": f"{wildcards.name}_{wildcards.regime}",
-            "label": f"{model['model']} ({wildcards.name}, {wildcards.regime} regime, "
-            f"{lm_sample_source(wildcards.regime)})",
+            "label": lm_sample_label(wildcards.name, wildcards.regime),
         }
+    )
+
+
+def lm_sample_seeds(regime):
+    """The seeds a (model, regime)'s samples are drawn from: all of them (their ensemble) with
+    lm.sampling.ensemble and two seeds or more, else the first."""
+    seeds = LM_SEEDS[regime]
+    return (
+        seeds if LM["sampling"].get("ensemble", True) and len(seeds) > 1 else seeds[:1]
     )
 
 
 def lm_sample_source(regime):
     """Which network a (model, regime)'s samples come from, in words."""
-    seeds = LM_SEEDS[regime]
-    if LM["sampling"].get("ensemble", True) and len(seeds) > 1:
-        return f"ensemble of {len(seeds)} seeds"
-    return f"seed {seeds[0]}"
+    seeds = lm_sample_seeds(regime)
+    return f"ensemble of {len(seeds)} seeds" if len(seeds) > 1 else f"seed {seeds[0]}"
+
+
+def lm_sample_label(name, regime):
+    """A sample set's label in its scores and in figure 21."""
+    return f"{LM_MODELS[name]['model']} ({name}, {regime} regime, {lm_sample_source(regime)})"
 
 
 def lm_runs(pattern):
@@ -383,12 +394,11 @@ def lm_seed_runs(pattern, first_only=False):
 
 
 def lm_sample_models(wildcards):
-    """The models a sample set is drawn from: every seed of its (model, regime) (their ensemble) with
-    lm.sampling.ensemble and two seeds or more, else the first seed."""
-    if LM["sampling"].get("ensemble", True) and len(LM_SEEDS[wildcards.regime]) > 1:
-        return lm_seed_models(wildcards)
-    seed = LM_SEEDS[wildcards.regime][0]
-    return [f"results/lm/models/{wildcards.name}_{wildcards.regime}_s{seed}.pt"]
+    """The models a sample set is drawn from (lm_sample_seeds)."""
+    return [
+        f"results/lm/models/{wildcards.name}_{wildcards.regime}_s{seed}.pt"
+        for seed in lm_sample_seeds(wildcards.regime)
+    ]
 
 
 def lm_score_parts():

@@ -200,8 +200,7 @@ rule fig21_samples:
             {
                 "temperature": LM["figure21"]["temperature"],
                 "labels": [
-                    f"{LM_MODELS[name]['model']} ({name}, {LM['figure21']['regime']} regime, "
-                    f"{lm_sample_source(LM['figure21']['regime'])})"
+                    lm_sample_label(name, LM["figure21"]["regime"])
                     for name in LM["figure21"]["models"]
                 ],
             }

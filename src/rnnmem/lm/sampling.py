@@ -15,6 +15,7 @@ stream, child ``i`` of ``numpy.random.SeedSequence(seed)``, so it depends on ``s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -173,18 +174,14 @@ def mixture_next_logits(members: Sequence[NextLogits]) -> NextLogits:
         raise SamplingError("an ensemble needs at least one model")
 
     def next_logits(prefixes: list[list[int]]) -> np.ndarray:
-        parts = []
-        for member in members:
-            logits = np.asarray(member(prefixes), dtype=np.float64)
+        import torch
+
+        rows = [np.asarray(member(prefixes), dtype=np.float64) for member in members]
+        for logits in rows:
             if np.isnan(logits).any() or np.isposinf(logits).any():
                 return logits  # next_distribution names the fault
-            top = logits.max(axis=1, keepdims=True)
-            parts.append(logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))
-        stacked = np.stack(parts)
-        top = stacked.max(axis=0)
-        safe = np.where(np.isfinite(top), top, 0.0)
-        with np.errstate(divide="ignore"):
-            return safe + np.log(np.exp(stacked - safe).mean(axis=0))
+        log_probs = torch.log_softmax(torch.from_numpy(np.stack(rows)), dim=-1)
+        return (torch.logsumexp(log_probs, dim=0) - math.log(len(members))).numpy()
 
     return next_logits
 
