@@ -300,7 +300,7 @@ def test_unchanged_vocabulary_scores_and_samples(trained, tmp_path):
     """The check lets the model's own vocabulary through, and two runs give the same bytes."""
     for run in ("a", "b"):
         lm_jobs.lm_score(LM_PARAMS, trained["tokens"], trained["vocab"], trained["model"], tmp_path / f"{run}.csv")
-        lm_jobs.lm_samples(SAMPLE_PARAMS, trained["vocab"], trained["model"], tmp_path / f"{run}_samples",
+        lm_jobs.lm_samples(SAMPLE_PARAMS, trained["vocab"], [trained["model"]], tmp_path / f"{run}_samples",
                            tmp_path / f"{run}_samples.csv")
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert (tmp_path / "a_samples.csv").read_bytes() == (tmp_path / "b_samples.csv").read_bytes()
