@@ -25,6 +25,7 @@ import torch
 from regimes import LM_BLOCKS
 
 from rnnmem.core.cells import SequencePredictor
+from rnnmem.core.errors import ConfigError
 from rnnmem.lm import jobs as lm_jobs
 from rnnmem.lm.train import CheckpointError, VocabularyMismatchError, load_checkpoint, load_trained
 from rnnmem.reber.ensembles import ModelFileError, load_ensemble, save_ensemble
@@ -304,3 +305,16 @@ def test_unchanged_vocabulary_scores_and_samples(trained, tmp_path):
                            tmp_path / f"{run}_samples.csv")
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert (tmp_path / "a_samples.csv").read_bytes() == (tmp_path / "b_samples.csv").read_bytes()
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("found", "key_signature 'found' needs --transposed and --tokens"),
+    ("sharp", "key_signature must be 'c' or 'found', not 'sharp'"),
+])
+def test_sample_key_signature_setting_is_checked(trained, tmp_path, setting, message):
+    """Engraving in the found key needs the training chorales' profiles; the job says so, names the setting,
+    and writes nothing."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        lm_jobs.lm_samples(SAMPLE_PARAMS | {"key_signature": setting}, trained["vocab"], [trained["model"]],
+                           tmp_path / "samples", tmp_path / "samples.csv")
+    assert not (tmp_path / "samples.csv").exists() and not (tmp_path / "samples").exists()

@@ -102,3 +102,41 @@ def test_profiles_are_duration_weighted_per_mode_class() -> None:
         key_profiles([sample("r4 | r2")])
     with pytest.raises(ValueError, match="not transposed to C"):
         key_profiles([major, replace(dorian, key_tonic="d")])
+
+
+def test_signature_tonic_spells_the_key_with_the_fewer_accidentals() -> None:
+    from music21 import key as m21key
+
+    from rnnmem.chorales.events import lily_to_music21
+    from rnnmem.lm.keys import Key
+
+    for mode in ("major", "minor"):
+        for shift in range(12):
+            found = Key(shift, mode, 1.0)
+            tonic = lily_to_music21(found.signature_tonic)
+            assert tonic.pitchClass == shift  # the same tonic, only spelled for the signature
+            assert abs(m21key.Key(tonic.name, mode).sharps) <= 6, (shift, mode)
+    assert Key(8, "major", 1.0).signature_tonic == "aes" and Key(8, "minor", 1.0).signature_tonic == "gis"
+    assert Key(1, "major", 1.0).signature_tonic == "des" and Key(1, "minor", 1.0).signature_tonic == "cis"
+
+
+def test_spell_in_key_respells_every_note_at_its_own_pitch() -> None:
+    from rnnmem.chorales.dataset import midi_number
+    from rnnmem.lm.keys import spell_in_key
+
+    def spelled(text: str, tonic: str, mode: str) -> list[str]:
+        melody = sample(text)
+        moved = spell_in_key(melody, tonic, mode)
+        assert [midi_number(e.pitch) for e in moved.notes] == [midi_number(e.pitch) for e in melody.notes]
+        assert (moved.key_tonic, moved.mode) == (tonic, mode)
+        assert [e.duration for e in moved.events] == [e.duration for e in melody.events]
+        return [e.pitch for e in moved.notes]
+
+    # A flat major as a transposed-copy model spells it (sharps): under four flats
+    assert spelled("gis'4 | gis'4 ais'4 c''4 cis''4 | dis''4 f''4 g''4 gis''4 | fis''2 \\", "aes", "major") == [
+        "aes'", "aes'", "bes'", "c''", "des''", "ees''", "f''", "g''", "aes''", "ges''"]
+    # minor: the raised sixth and seventh are sharps, the flat second a flat
+    assert spelled("a'4 aes'4 ges'4 bes'4", "a", "minor") == ["a'", "gis'", "fis'", "bes'"]
+    # a double sharp (F sharp major's raised tonic, F double sharp) made simple; octave marks follow the letter
+    assert spelled("g'4 c''4 b4", "fis", "major") == ["g'", "bis'", "b"]
+    assert spelled("c'4 e'4", "c", "major") == ["c'", "e'"]

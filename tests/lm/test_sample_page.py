@@ -12,7 +12,7 @@ import struct
 import pytest
 
 from rnnmem.cli import main
-from rnnmem.lm.sample_page import DEFAULT_SOUNDFONT, fix_ogg_serial, ogg_crc, sample_stem
+from rnnmem.lm.sample_page import DEFAULT_SOUNDFONT, fix_ogg_serial, key_name, ogg_crc, sample_stem
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -31,14 +31,15 @@ def midi_file(notes: int = 2) -> bytes:
 def sample_set(tmp_path, engraved=(True, False)):
     samples = tmp_path / "gru_s_modern"
     samples.mkdir()
-    lines = ["model,temperature,index,tokens,engraved,ended,notes,bars,bars_ok,time_signature,problems"]
+    lines = ["model,temperature,index,tokens,engraved,ended,notes,bars,bars_ok,time_signature,key,problems"]
     for index, has_png in enumerate(engraved):
         stem = f"T1_{index:02d}"
         (samples / f"{stem}.mid").write_bytes(midi_file())
         if has_png:
             (samples / f"{stem}.png").write_bytes(PNG)
         problems = "" if index == 0 else "bar 2 short"
-        lines.append(f"gru_s_modern,1.0,{index},c'4 d'4 | e'2 </s>,{has_png},True,3,2,1,4/4,{problems}")
+        key = ("aes major", "fis minor")[index % 2]
+        lines.append(f"gru_s_modern,1.0,{index},c'4 d'4 | e'2 </s>,{has_png},True,3,2,1,4/4,{key},{problems}")
     listing = tmp_path / "gru_s_modern.csv"
     listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return samples, listing
@@ -54,6 +55,11 @@ def build(tmp_path, samples, listing, **params):
     )
     assert code == 0
     return out.read_text(encoding="utf-8")
+
+
+def test_key_names_read_like_music():
+    assert [key_name(k) for k in ("c major", "aes major", "fis minor", "bes minor")] == [
+        "C major", "A♭ major", "F♯ minor", "B♭ minor"]
 
 
 def test_stem_of_a_listing_row():
@@ -85,6 +91,7 @@ def test_without_fluidsynth_the_page_says_why_and_keeps_scores_and_midi(tmp_path
     assert "not engraved" in page  # the second sample has no PNG
     assert page.count('download="T1_00.mid"') == 1 and page.count('download="T1_01.mid"') == 1
     assert "bar 2 short" in page and "<script" not in page
+    assert "3 notes, 2 bars, in A♭ major</h2>" in page and "in F♯ minor, problems: bar 2 short" in page
 
 
 def test_missing_soundfont_is_named(tmp_path):

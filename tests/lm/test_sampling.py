@@ -357,3 +357,36 @@ def test_write_sample_files_then_no_png(tmp_path: Path) -> None:
     alone = write_sample(text.split(), tmp_path / "y", "X", number=3, png=False)
     assert sample.unengraved() == alone | {"stem": "x", "txt": "x.txt", "musicxml": "x.musicxml", "midi": "x.mid"}
     assert engrave_samples([]) == []
+
+
+def test_write_sample_files_in_the_found_key(tmp_path: Path) -> None:
+    """With key profiles, a melody in D major (its tokens spelled with flats, as a transposed-copy model may) is
+    written under two sharps, every note respelled at its own pitch; without them, in C and as the tokens spell it.
+    The text file keeps the tokens either way."""
+    from music21 import converter
+
+    from rnnmem.chorales.engrave import music_lines
+    from rnnmem.chorales.events import transpose_by
+    from rnnmem.lm.keys import key_profiles
+
+    melody = ("g'4 | e'4. d'8 c'4 d'4 | e'2~ e'4 c'4 \\ | d'4 e'4 f'4 g'4 | a'2 g'2 \\ | c''4 b'4 a'4 g'4 "
+              "| f'2 e'4 \\ d'4 | c'1 \\")
+    in_c = tokens_to_chorale(melody.split())[0]
+    profiles = key_profiles([in_c])
+    tokens = [t.replace("fis", "ges").replace("cis", "des") for t in figure20_tokens(transpose_by(in_c, 2))]
+    assert "ges'4." in tokens and "des''4" in tokens
+    plain = write_sample_files(tokens, tmp_path / "plain", "D", profiles=None)
+    found = write_sample_files(tokens, tmp_path / "found", "D", profiles=profiles)
+    assert plain.info["key"] == "c major" and found.info["key"] == "d major"
+    assert music_lines(found.engraving[0])[0] == "\\key d \\major"
+    assert music_lines(plain.engraving[0])[0] == "\\key c \\major"
+    scores = {name: converter.parse(tmp_path / f"{name}.musicxml") for name in ("plain", "found")}
+    assert [k.sharps for k in scores["found"].recurse().getElementsByClass("KeySignature")] == [2]
+    assert [k.sharps for k in scores["plain"].recurse().getElementsByClass("KeySignature")] == [0]
+    notes = {name: list(score.flatten().notes) for name, score in scores.items()}
+    assert [n.pitch.midi for n in notes["found"]] == [n.pitch.midi for n in notes["plain"]]
+    names = {name: {n.pitch.name for n in notes} for name, notes in notes.items()}
+    assert {"F#", "C#"} <= names["found"] and not names["found"] & {"G-", "D-"}
+    assert {"G-", "D-"} <= names["plain"]
+    assert (tmp_path / "found.txt").read_bytes() == (tmp_path / "plain.txt").read_bytes()
+    assert (tmp_path / "found.txt").read_text().split() == tokens

@@ -354,6 +354,8 @@ def lm_sample_params(wildcards):
             **LM["sampling"],
             "name": f"{wildcards.name}_{wildcards.regime}",
             "label": lm_sample_label(wildcards.name, wildcards.regime),
+            # trained on transposed copies: samples come in any key, engraved in the one found
+            "key_signature": "found" if LM_SHIFTS[wildcards.regime] else "c",
         }
     )
 

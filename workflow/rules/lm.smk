@@ -137,6 +137,8 @@ rule lm_samples:
     input:
         vocab=lm_vocab,
         models=lm_sample_models,
+        transposed=f"{LM_DATA}/transposed.jsonl",
+        tokens=f"{LM_DATA}/tokens.jsonl",
     output:
         samples=directory("results/lm/samples/{name}_{regime}"),
         listing="results/lm/samples/{name}_{regime}.csv",
@@ -150,7 +152,8 @@ rule lm_samples:
         spec=lm_sample_params,
     shell:
         f"{RNNMEM} lm-samples --params {{params.spec:q}} --vocab {{input.vocab:q}} --model {{input.models:q}} "
-        "--out-dir {output.samples:q} --listing {output.listing:q} > {log:q} 2>&1"
+        "--transposed {input.transposed:q} --tokens {input.tokens:q} --out-dir {output.samples:q} "
+        "--listing {output.listing:q} > {log:q} 2>&1"
 
 
 rule lm_sample_metrics:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,10 @@ from rnnmem.lm.train import (
     train_lm,
     write_model,
 )
+
+if TYPE_CHECKING:
+    from rnnmem.chorales.events import Chorale
+    from rnnmem.lm.keys import KeyProfiles
 
 SCORE_COLUMNS = ["source", "model", "kind", "size", "hidden", "params", "regime", "seed", "transpose", "nll_test",
                  "bits_per_token", "perplexity", "bits_per_note", "accuracy", "squared_error", "squared_error_softmax",
@@ -209,10 +213,37 @@ def lm_scores(parts: list[Path], out: Path) -> None:
     summary(f"{len(table)} score rows{lowest}")
 
 
-def lm_samples(params: dict[str, Any], vocab: Path, model_paths: list[Path], out_dir: Path, listing: Path) -> None:
+def training_key_profiles(chorales: list[Chorale], records: list[dict[str, Any]]) -> KeyProfiles:
+    """The key profiles (rnnmem.lm.keys) of the training chorales: ``chorales`` (transposed to C) whose number
+    is in the training split of ``records`` (tokens.jsonl, :func:`read_records`)."""
+    from rnnmem.lm.keys import key_profiles
+
+    trained = {r["number"] for r in records if r["split"] == "train"}
+    return key_profiles(c for c in chorales if c.number in trained)
+
+
+def read_records(tokens: Path) -> list[dict[str, Any]]:
+    """The records of tokens.jsonl (one chorale's tokens and split per line)."""
+    return [json.loads(line) for line in Path(tokens).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def lm_samples(params: dict[str, Any], vocab: Path, model_paths: list[Path], out_dir: Path, listing: Path,
+               transposed: Path | None = None, tokens: Path | None = None) -> None:
     """N samples per temperature from one model, or from the mean distribution of several (the seeds of one
     (model, regime): the ensemble scored in scores.csv), each as text, MusicXML, MIDI and an engraved PNG;
-    ``vocab`` must be the vocabulary the models were trained with."""
+    ``vocab`` must be the vocabulary the models were trained with. ``key_signature`` ``found`` (for models trained
+    on transposed copies) engraves each sample in the key found with the profiles of the training chorales
+    (``transposed`` and ``tokens`` of the chorale data), ``c`` in C."""
+    if params.get("key_signature", "c") not in ("c", "found"):
+        raise ConfigError(f"lm-samples: key_signature must be 'c' or 'found', not {params['key_signature']!r}")
+    profiles = None
+    if params.get("key_signature") == "found":
+        if transposed is None or tokens is None:
+            raise ConfigError("lm-samples: key_signature 'found' needs --transposed and --tokens (the training "
+                              "chorales' key profiles)")
+        from rnnmem.chorales.store import read_chorales
+
+        profiles = training_key_profiles(read_chorales(transposed), read_records(tokens))
     device = pick_device()
     members = [stateful_next_logits(load_trained(path, device=device, vocab_path=vocab)[0]) for path in model_paths]
     model_path = model_paths[0] if len(model_paths) == 1 else ", ".join(str(path) for path in model_paths)
@@ -227,7 +258,8 @@ def lm_samples(params: dict[str, Any], vocab: Path, model_paths: list[Path], out
         for index, tokens in enumerate(samples):
             stem = out_dir / f"T{temperature:g}_{index:02d}"
             title = f"{params['label']}, T = {temperature:g}, sample {index}"
-            written.append((temperature, index, tokens, write_sample_files(tokens, stem, title, number=index)))
+            written.append((temperature, index, tokens,
+                            write_sample_files(tokens, stem, title, number=index, profiles=profiles)))
     files = [sample for _, _, _, sample in written]
     # all PNGs with one LilyPond process: a start costs about a second, a sample far less
     infos = engrave_samples(files, params["engrave_timeout"]) if params["engrave"] else [
@@ -236,7 +268,8 @@ def lm_samples(params: dict[str, Any], vocab: Path, model_paths: list[Path], out
     for (temperature, index, tokens, _), info in zip(written, infos, strict=True):
         rows.append({"model": params["name"], "temperature": temperature, "index": index,
                      "tokens": " ".join(tokens), "engraved": info["png"] is not None,
-                     **{k: info[k] for k in ("ended", "notes", "bars", "bars_ok", "time_signature", "problems")}})
+                     **{k: info[k] for k in ("ended", "notes", "bars", "bars_ok", "time_signature", "key",
+                                             "problems")}})
     write_csv(listing, pd.DataFrame(rows))
     engraved = sum(row["engraved"] for row in rows)
     ended = sum(bool(row["ended"]) for row in rows)
@@ -249,16 +282,14 @@ def lm_sample_metrics(listings: list[Path], transposed: Path, tokens: Path, out:
     reference alike) first moved to the key found with the training chorales' key profiles (rnnmem.lm.keys)."""
     from rnnmem.chorales.store import read_chorales
     from rnnmem.lm import figures
-    from rnnmem.lm.keys import key_profiles
     from rnnmem.lm.metrics import CopyIndex, metrics_table, reference_metrics, sample_metrics
     from rnnmem.lm.render import tokens_to_chorale
 
-    records = [json.loads(line) for line in Path(tokens).read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = read_records(tokens)
     training = CopyIndex([r["tokens"] for r in records if r["split"] == "train"])
-    trained = {r["number"] for r in records if r["split"] == "train"}
     held_out = {r["number"] for r in records if r["split"] == "test"}
     in_c = read_chorales(transposed)
-    profiles = key_profiles(c for c in in_c if c.number in trained)
+    profiles = training_key_profiles(in_c, records)
     reference = [c for c in in_c if c.number in held_out]
     reference_tokens = [r["tokens"] for r in records if r["split"] == "test"]
     results = [("Bach (held-out)", None, reference_metrics(reference, reference_tokens, training, profiles))]

@@ -19,6 +19,8 @@ finder as the samples.
 :func:`to_found_key` moves a melody down by the found shift (the nearer way: at most 6 semitones down or 5 up, by
 :func:`rnnmem.chorales.events.transpose_by`) so its tonic is c, and sets its mode (``major`` or ``minor``): the
 pitch-class histogram, tonic triad and ends-on-tonic metrics of :mod:`rnnmem.lm.metrics` then use the found key.
+:func:`spell_in_key` respells a melody for the found key's signature, for engraving samples
+(:func:`rnnmem.lm.render.write_sample_files`).
 """
 
 from __future__ import annotations
@@ -29,12 +31,23 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rnnmem.chorales.dataset import merged_notes, midi_number
-from rnnmem.chorales.events import Chorale, transpose_by
+from rnnmem.chorales.events import Chorale, lily_to_music21, music21_to_lily, transpose_by
 
 MINOR_THIRD_MODES = {"minor", "dorian", "phrygian", "aeolian", "locrian"}
 KEY_MODES = ("major", "minor")  # the modes a found key can have, in tie-break order
 # The tonic of each shift, spelled as rnnmem.chorales.events.shift_interval spells pitch classes.
 TONIC_NAMES = ("c", "cis", "d", "ees", "e", "f", "fis", "g", "gis", "a", "bes", "b")
+# A found key's tonic as its key signature spells it: the spelling with the fewer accidentals (F sharp major and
+# E flat minor, six either way, as Bach's time wrote them).
+SIGNATURE_TONICS = {"major": ("c", "des", "d", "ees", "e", "f", "fis", "g", "aes", "a", "bes", "b"),
+                    "minor": ("c", "cis", "d", "ees", "e", "f", "fis", "g", "gis", "a", "bes", "b")}
+# How a melody in a key spells each pitch class, as an interval above the tonic (semitones -> interval): the
+# scale's own notes, and for the others the chromatic notes tonal music uses most (raised 1st, 4th and 5th, the
+# flat 7th; in minor the flat 2nd and the raised 3rd, 6th and 7th).
+KEY_SPELLINGS = {
+    "major": ("P1", "A1", "M2", "m3", "M3", "P4", "A4", "P5", "A5", "M6", "m7", "M7"),
+    "minor": ("P1", "m2", "M2", "m3", "M3", "P4", "A4", "P5", "m6", "M6", "m7", "M7"),
+}
 TIE_TOLERANCE = 1e-9  # correlations this close count as equal (rotations sum in different orders)
 
 
@@ -60,6 +73,11 @@ class Key:
     @property
     def tonic(self) -> str:
         return TONIC_NAMES[self.shift]
+
+    @property
+    def signature_tonic(self) -> str:
+        """The tonic as the key signature spells it (``aes`` major, ``gis`` minor: see SIGNATURE_TONICS)."""
+        return SIGNATURE_TONICS[self.mode][self.shift]
 
 
 def pitch_class_durations(chorale: Chorale) -> np.ndarray:
@@ -120,3 +138,28 @@ def to_found_key(chorale: Chorale, profiles: KeyProfiles) -> tuple[Chorale, Key 
         return chorale, None
     moved = chorale if key.shift == 0 else transpose_by(chorale, -key.shift if key.shift <= 6 else 12 - key.shift)
     return replace(moved, key_tonic="c", mode=key.mode, transposed_from=key.tonic), key
+
+
+def spell_in_key(chorale: Chorale, tonic: str, mode: str) -> Chorale:
+    """The melody with every note spelled as a melody in ``tonic`` ``mode`` (``major`` or ``minor``) spells it
+    (:data:`KEY_SPELLINGS`; a double sharp or flat made simple), each at its own pitch, ``key_tonic`` and ``mode``
+    set: a model trained on transposed copies spells a pitch class one way in every key (``gis`` for an A flat
+    major tonic), which under the found key signature would need an accidental on most notes."""
+    from music21 import interval, pitch
+
+    root = lily_to_music21(tonic)
+    names = {}
+    for name in KEY_SPELLINGS[mode]:
+        spelled = root.transpose(interval.Interval(name))
+        if spelled.accidental is not None and abs(spelled.accidental.alter) > 1:
+            spelled = spelled.simplifyEnharmonic()
+        names[spelled.pitchClass] = spelled.name
+
+    def respelled(note: str) -> str:
+        midi = midi_number(note)
+        spelled = pitch.Pitch(names[midi % 12], octave=4)
+        spelled.octave += (midi - round(spelled.ps)) // 12
+        return music21_to_lily(spelled)
+
+    events = [replace(e, pitch=respelled(e.pitch)) if e.kind == "note" else e for e in chorale.events]
+    return replace(chorale, events=events, key_tonic=tonic, mode=mode)

@@ -46,6 +46,7 @@ from rnnmem.chorales.events import (
     signature_length,
 )
 from rnnmem.core.atomic import atomic_path, write_text
+from rnnmem.lm.keys import KeyProfiles, find_key, spell_in_key
 
 NOTE_TOKEN = re.compile(r"^(?P<pitch>[a-g](?:isis|eses|is|es)?[',]*|r)(?P<duration>\\breve|(?:1|2|4|8|16|32|64)\.{0,2})"
                         r"(?P<tie>~?)$")
@@ -470,7 +471,8 @@ def write_sample(tokens: list[str], out_stem: Path, title: str, *, number: int =
 
     Returns ``stem``, the file names (``txt``, ``musicxml``, ``midi``, ``png``: None when not engraved), ``tokens``
     (without markers), ``ended`` (the tokens end with ``</s>``), ``notes``, ``bars``, ``bars_ok`` (fraction of the
-    bars that fit, see :func:`check_bars`; NaN without bars), ``time_signature`` and ``problems`` ("; "-joined).
+    bars that fit, see :func:`check_bars`; NaN without bars), ``time_signature``, ``key`` (``c major``: the key
+    signature of the scores) and ``problems`` ("; "-joined).
     A melody LilyPond cannot engrave within ``engrave_timeout`` seconds (or at all) gets no PNG (``png`` None)
     and the reason among its ``problems``: listed, not raised, so one unreadable sample does not stop a batch.
     Many samples: :func:`write_sample_files` for each, then one :func:`engrave_samples` (one LilyPond start).
@@ -481,12 +483,22 @@ def write_sample(tokens: list[str], out_stem: Path, title: str, *, number: int =
 
 
 def write_sample_files(tokens: list[str], out_stem: Path, title: str, *, number: int = 0, key_tonic: str = "c",
-                       mode: str = "major", time_signature: str | None = None) -> SampleFiles:
+                       mode: str = "major", time_signature: str | None = None,
+                       profiles: KeyProfiles | None = None) -> SampleFiles:
     """Write ``<stem>.txt``, ``<stem>.musicxml`` and ``<stem>.mid`` (see :func:`write_sample`) and parse the
-    tokens once, keeping the chorale to engrave."""
+    tokens once, keeping the chorale to engrave. With key ``profiles`` the scores carry the key found in the
+    melody (:func:`rnnmem.lm.keys.find_key`) instead of ``key_tonic`` ``mode``, each note spelled as that key
+    spells it (:func:`rnnmem.lm.keys.spell_in_key`): a model trained on transposed copies samples in any key, and
+    an A flat major melody reads better under four flats than as G sharps and C sharps in C. The pitches are the
+    tokens' either way (the text file keeps the tokens as generated); ``key`` in the returned entry says which
+    key the scores carry."""
     out_stem = Path(out_stem)
     chorale, problems = tokens_to_chorale(tokens, number, title, key_tonic=key_tonic, mode=mode,
                                           time_signature=time_signature)
+    found = find_key(chorale, profiles) if profiles is not None else None
+    if found is not None:
+        chorale = spell_in_key(chorale, found.signature_tonic, found.mode)
+        key_tonic, mode = chorale.key_tonic, chorale.mode
     words = [t for t in tokens if t not in (BEGIN, END)]
     paths = {kind: out_stem.with_name(out_stem.name + suffix)
              for kind, suffix in (("txt", ".txt"), ("musicxml", ".musicxml"), ("midi", ".mid"), ("png", ".png"))}
@@ -510,6 +522,7 @@ def write_sample_files(tokens: list[str], out_stem: Path, title: str, *, number:
         "bars": len(checks),
         "bars_ok": sum(c.ok for c in checks) / len(checks) if checks else float("nan"),
         "time_signature": chorale.time_signatures[0],
+        "key": f"{key_tonic} {mode}",
         "problems": "",
     }
     return SampleFiles(info, problems, (shown, paths["png"], title))

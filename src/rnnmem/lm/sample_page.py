@@ -153,10 +153,19 @@ def page_html(title: str, note: str | None, sections: list[str]) -> str:
     ])
 
 
+def key_name(key: str) -> str:
+    """``aes major`` (a listing's key: LilyPond tonic and mode) -> ``A♭ major``."""
+    tonic, _, mode = key.partition(" ")
+    accidentals = {"": "", "is": "♯", "es": "♭", "isis": "𝄪", "eses": "𝄫"}
+    return f"{tonic[:1].upper()}{accidentals.get(tonic[1:], tonic[1:])} {mode}".strip()
+
+
 def sample_section(row: dict[str, str], samples: Path, audio: bytes | None) -> str:
     stem = sample_stem(row)
     heading = f"T = {float(row['temperature']):g}, sample {int(row['index'])}"
     facts = [f"{row[key]} {key if row[key] != '1' else key[:-1]}" for key in ("notes", "bars") if row.get(key)]
+    if row.get("key"):
+        facts.append(f"in {key_name(row['key'])}")
     if row.get("problems"):
         facts.append(f"problems: {row['problems']}")
     parts = [
