@@ -15,6 +15,7 @@ SMOKE_CONFIGS := $(CURDIR)/tests/config.smoke.yaml $(if $(SHARED_ARCHIVE),$(CURD
 SMOKE := $(SNAKEMAKE) --directory smoke --configfile $(SMOKE_CONFIGS) --snakefile $(CURDIR)/Snakefile
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
+SLURM_LOCK := requirements-slurm.lock
 # torch, pinned once, in pyproject.toml (a range admitting a newer release pulls a multi-GB CUDA build).
 TORCH := $(shell sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' pyproject.toml)
 # Where torch comes from. The CPU wheel of torch 2.13.0 lies in /opt/wheels on the project's machines; elsewhere pip
@@ -44,11 +45,17 @@ $(STAMP): pyproject.toml $(LOCK)
 # Regenerate requirements.lock after a change to the dependencies in pyproject.toml: versions already in the lock are
 # kept where they still fit (`make lock LOCK_FLAGS=--upgrade` takes the newest allowed; --upgrade-package NAME one).
 # For Linux x86-64 and Python 3.11, runtime + dev extra, with hashes; torch is resolved (as its CPU build) but left out.
+# $(SLURM_LOCK) is the same plus the slurm extra (the SLURM executor plugin), held to the versions of $(LOCK): what
+# `make test-cluster` and a cluster user install on top of the venv.
 lock: venv
 	$(BIN)/python -m uv pip compile pyproject.toml --extra dev --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --generate-hashes --no-emit-package torch \
 		--find-links $(LOCK_TORCH_WHEELS) -c <(echo '$(TORCH)+cpu') --custom-compile-command 'make lock' \
 		$(LOCK_FLAGS) -o $(LOCK)
+	$(BIN)/python -m uv pip compile pyproject.toml --extra dev --extra slurm --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes --no-emit-package torch \
+		--find-links $(LOCK_TORCH_WHEELS) -c <(echo '$(TORCH)+cpu') -c $(LOCK) --custom-compile-command 'make lock' \
+		$(LOCK_FLAGS) -o $(SLURM_LOCK)
 
 run: venv  ## the whole DAG on config.yaml, all cores
 	$(SNAKEMAKE)

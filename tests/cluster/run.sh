@@ -2,7 +2,7 @@
 # `make test-cluster`: run the smoke DAG through a real single-node SLURM on this machine and locally (--cores 2), and
 # check that both runs give the same outputs and byte-identical result tables.
 #
-# Phases: install (SLURM + munge from the Debian archive, the venv's SLURM executor plugin), start (munged, slurmctld,
+# Phases: install (SLURM + munge from the Debian archive, the venv's SLURM executor plugin from requirements-slurm.lock), start (munged, slurmctld,
 # slurmd in a temporary state directory, all on 127.0.0.1; the test profile), prepare (copies of the workflow, a dry
 # run that checks no job asks for a GPU), the SLURM run and the local run (at the same time), compare. The daemons it
 # started are stopped by PID and the state directory removed on every exit, failures included.
@@ -201,10 +201,9 @@ ensure_plugin() {
             | sed -n 's/^Version: //p')"
         return 0
     fi
-    log "installing the SLURM executor plugin into the venv (.[slurm])"
-    local find=()
-    [[ -d /opt/wheels ]] && find=(--find-links /opt/wheels)
-    (cd "$REPO" && "$PY" -m pip install -q "${find[@]}" -e '.[slurm]') || die "pip install -e '.[slurm]' failed"
+    log "installing the SLURM executor plugin into the venv (requirements-slurm.lock: locked versions and hashes)"
+    (cd "$REPO" && "$PY" -m pip install -q --require-hashes -r requirements-slurm.lock) \
+        || die "pip install --require-hashes -r requirements-slurm.lock failed"
     "$PY" -c 'import snakemake_executor_plugin_slurm' || die "the SLURM executor plugin is still not importable"
 }
 

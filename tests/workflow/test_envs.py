@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements.lock"
+SLURM_LOCK = ROOT / "requirements-slurm.lock"
 ENV_FILES = sorted((ROOT / "envs").glob("*.yaml"))
 DEFAULT_PROFILE = ROOT / "profiles" / "default" / "config.v8+.yaml"
 # What the jobs never import: Snakemake runs them, from its own environment.
@@ -50,10 +51,10 @@ def torch_pin() -> str:
 
 
 @cache
-def lock_blocks() -> dict[str, tuple[str, str]]:
+def lock_blocks(lock: Path = LOCK) -> dict[str, tuple[str, str]]:
     """Canonical name -> (version, the entry's text) for every package in the lock."""
     # uv ends the file with the packages it left out (torch): not entries.
-    text = LOCK.read_text(encoding="utf-8").split("\n# The following packages were excluded")[0]
+    text = lock.read_text(encoding="utf-8").split("\n# The following packages were excluded")[0]
     blocks = {}
     for block in re.split(r"\n(?=\S)", text):
         match = re.match(r"([A-Za-z0-9_.-]+)==(\S+)", block)
@@ -121,6 +122,24 @@ def test_the_lock_covers_pyproject() -> None:
         assert requirement.specifier.contains(pins[name], prereleases=True), (
             f"{LOCK}: {name}=={pins[name]} does not satisfy pyproject.toml's {requirement}; run `make lock`"
         )
+
+
+def test_the_slurm_lock_is_the_lock_plus_the_slurm_extra() -> None:
+    """requirements-slurm.lock (what `make test-cluster` installs) keeps every package of the lock at its version
+    and hashes, and adds the slurm extra's packages, pinned with hashes."""
+    slurm = lock_blocks(SLURM_LOCK)
+    hashes = {name: set(re.findall(r"sha256:[0-9a-f]{64}", block)) for name, (_, block) in slurm.items()}
+    for name, (version, block) in lock_blocks().items():
+        assert name in slurm, f"{SLURM_LOCK} lacks {name} ({LOCK}); run `make lock`"
+        assert slurm[name][0] == version, f"{SLURM_LOCK}: {name}=={slurm[name][0]}, {LOCK}: {version}; run `make lock`"
+        assert hashes[name] == set(re.findall(r"sha256:[0-9a-f]{64}", block)), f"{SLURM_LOCK}: {name} hashes differ"
+    extra = [Requirement(t) for t in pyproject()["project"]["optional-dependencies"]["slurm"]]
+    for requirement in extra:
+        name = canonicalize_name(requirement.name)
+        assert name in slurm and requirement.specifier.contains(slurm[name][0], prereleases=True), (
+            f"{SLURM_LOCK} does not satisfy pyproject.toml's {requirement}; run `make lock`")
+    for name, (version, _) in slurm.items():
+        assert hashes[name], f"{SLURM_LOCK}: {name}=={version} has no hash"
 
 
 def test_torch_is_pinned_in_pyproject_and_left_out_of_the_lock() -> None:
