@@ -36,8 +36,13 @@ tbody tr:nth-child(even) { background: #f7f7f7; }
 def read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a CSV file, cells as written; :class:`InputFileError` naming the file when it has no
     header or is not text."""
+    return parse_csv_rows(Path(path).read_bytes(), path)
+
+
+def parse_csv_rows(data: bytes, path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the CSV bytes ``data`` read from ``path`` (named in errors), as :func:`read_csv_rows`."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InputFileError(f"{path}: not a CSV table (not UTF-8 text)") from error
     rows = list(csv.reader(io.StringIO(text)))
@@ -86,7 +91,8 @@ def html_page(title: str, style: str, body: list[str]) -> str:
 def table_page(csv_path: Path, out: Path) -> None:
     """``rnnmem table-html``: write the HTML page of one CSV table (title: the CSV's file name) to ``out``,
     through a temporary file renamed into place."""
-    header, rows = read_csv_rows(csv_path)
     csv_path = Path(csv_path)
-    write_text(out, table_html(header, rows, csv_path.name, csv_path.read_bytes()))
+    data = csv_path.read_bytes()  # once: the table shown and the file offered for download are the same bytes
+    header, rows = parse_csv_rows(data, csv_path)
+    write_text(out, table_html(header, rows, csv_path.name, data))
     summary(f"{csv_path.name}: {len(rows)} rows × {len(header)} columns -> {out}")
