@@ -114,6 +114,22 @@ def remove_stale_checkpoints(checkpoint_dir: Path, keep: Path) -> list[Path]:
     return stale
 
 
+def network_score_row(params: dict[str, Any], scores: dict[str, float], *, name: str, hidden: int, count: int,
+                      seed: float, stop_reason: str, epochs: int) -> dict[str, Any]:
+    """The scores.csv row of a network or an ensemble of networks: the job's ``params`` (model, regime, source,
+    transpose), ``scores`` from :func:`rnnmem.lm.evaluate.evaluate_lm`, and what differs between the two."""
+    spec = params["model"]
+    return {
+        "source": params["source"], "model": name, "kind": spec["model"], "size": spec["size"],
+        "hidden": hidden, "params": count, "regime": params["regime"], "seed": seed,
+        "transpose": shifts_label(params.get("transpose")), "nll_test": scores["nll"],
+        "bits_per_token": scores["bits_per_token"], "perplexity": scores["perplexity"],
+        "bits_per_note": scores["bits_per_note"], "accuracy": scores["accuracy"],
+        "squared_error": scores["squared_error"], "squared_error_softmax": scores["squared_error_softmax"],
+        "order": np.nan, "stop_reason": stop_reason, "epochs": epochs,
+    }
+
+
 def lm_score(params: dict[str, Any], tokens: Path, vocab: Path, model_path: Path, out: Path) -> None:
     """Test-split scores of one trained model (one row of chorales/scores.csv); ``vocab`` must be the vocabulary
     the model was trained with."""
@@ -122,15 +138,8 @@ def lm_score(params: dict[str, Any], tokens: Path, vocab: Path, model_path: Path
     scores = evaluate_lm(model, data.ids["test"], notes=data.notes["test"])
     spec, regime = params["model"], params["regime"]
     count = lm_parameter_count(spec["model"], data.vocab_size, model.hidden, model.embedding_dim)
-    row = {
-        "source": params["source"], "model": spec["name"], "kind": spec["model"], "size": spec["size"],
-        "hidden": model.hidden, "params": count,
-        "regime": regime, "seed": params["seed"], "transpose": shifts_label(params.get("transpose")),
-        "nll_test": scores["nll"], "bits_per_token": scores["bits_per_token"],
-        "perplexity": scores["perplexity"], "bits_per_note": scores["bits_per_note"], "accuracy": scores["accuracy"],
-        "squared_error": scores["squared_error"], "squared_error_softmax": scores["squared_error_softmax"],
-        "order": np.nan, "stop_reason": curve.attrs.get("stop_reason", ""), "epochs": len(curve),
-    }
+    row = network_score_row(params, scores, name=spec["name"], hidden=model.hidden, count=count,
+                            seed=params["seed"], stop_reason=curve.attrs.get("stop_reason", ""), epochs=len(curve))
     write_csv(out, pd.DataFrame([row], columns=SCORE_COLUMNS))
     summary(f"{spec['name']}/{regime} on the test split: {scores['bits_per_token']:.4f} bits per token, "
             f"perplexity {scores['perplexity']:.3f}, accuracy {scores['accuracy']:.4f} ({count} parameters)")
@@ -152,16 +161,9 @@ def lm_ensemble_score(params: dict[str, Any], tokens: Path, vocab: Path, model_p
     spec, regime = params["model"], params["regime"]
     first = loaded[0][0]
     count = lm_parameter_count(spec["model"], data.vocab_size, first.hidden, first.embedding_dim) * len(loaded)
-    row = {
-        "source": params["source"], "model": f"{spec['name']}_ensemble", "kind": spec["model"], "size": spec["size"],
-        "hidden": first.hidden, "params": count, "regime": regime, "seed": np.nan,
-        "transpose": shifts_label(params.get("transpose")), "nll_test": scores["nll"],
-        "bits_per_token": scores["bits_per_token"], "perplexity": scores["perplexity"],
-        "bits_per_note": scores["bits_per_note"], "accuracy": scores["accuracy"],
-        "squared_error": scores["squared_error"], "squared_error_softmax": scores["squared_error_softmax"],
-        "order": np.nan, "stop_reason": f"ensemble of {len(loaded)} seeds",
-        "epochs": sum(len(curve) for _, curve in loaded),
-    }
+    row = network_score_row(params, scores, name=f"{spec['name']}_ensemble", hidden=first.hidden, count=count,
+                            seed=np.nan, stop_reason=f"ensemble of {len(loaded)} seeds",
+                            epochs=sum(len(curve) for _, curve in loaded))
     write_csv(out, pd.DataFrame([row], columns=SCORE_COLUMNS))
     summary(f"{spec['name']}/{regime}, mean of {len(loaded)} seeds' distributions, on the test split: "
             f"{scores['bits_per_token']:.4f} bits per token, perplexity {scores['perplexity']:.3f} "
