@@ -323,6 +323,11 @@ def augmented_records(records: Sequence[Mapping], chorales: Mapping[int, Chorale
     return out
 
 
+def read_token_records(tokens: Path) -> list[dict]:
+    """The records of a tokens.jsonl file (one chorale's number, split and tokens per line)."""
+    return [json.loads(line) for line in Path(tokens).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def write_augmented(tokens: Path, vocab: Path, transposed: Path, shifts: Sequence[int], out_dir: Path) -> None:
     """Write the transposition-augmented data set, each file atomically:
 
@@ -335,7 +340,7 @@ def write_augmented(tokens: Path, vocab: Path, transposed: Path, shifts: Sequenc
     """
     shifts = regime_shifts("modern", {"transpose": list(shifts)})  # a ConfigError naming the config key
     base_vocab = json.loads(Path(vocab).read_text(encoding="utf-8"))
-    records = [json.loads(line) for line in Path(tokens).read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = read_token_records(tokens)
     chorales = {c.number: c for c in read_chorales(transposed)}
     missing = sorted({r["number"] for r in records if r["split"] == "train"} - set(chorales))
     if missing:

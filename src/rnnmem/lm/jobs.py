@@ -6,7 +6,6 @@ matplotlib are imported by the jobs that use them: training and scoring start wi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -217,16 +216,11 @@ def lm_scores(parts: list[Path], out: Path) -> None:
 
 def training_key_profiles(chorales: list[Chorale], records: list[dict[str, Any]]) -> KeyProfiles:
     """The key profiles (rnnmem.lm.keys) of the training chorales: ``chorales`` (transposed to C) whose number
-    is in the training split of ``records`` (tokens.jsonl, :func:`read_records`)."""
+    is in the training split of ``records`` (tokens.jsonl, :func:`rnnmem.chorales.dataset.read_token_records`)."""
     from rnnmem.lm.keys import key_profiles
 
     trained = {r["number"] for r in records if r["split"] == "train"}
     return key_profiles(c for c in chorales if c.number in trained)
-
-
-def read_records(tokens: Path) -> list[dict[str, Any]]:
-    """The records of tokens.jsonl (one chorale's tokens and split per line)."""
-    return [json.loads(line) for line in Path(tokens).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def lm_samples(params: dict[str, Any], vocab: Path, model_paths: list[Path], out_dir: Path, listing: Path,
@@ -243,9 +237,10 @@ def lm_samples(params: dict[str, Any], vocab: Path, model_paths: list[Path], out
         if transposed is None or tokens is None:
             raise ConfigError("lm-samples: key_signature 'found' needs --transposed and --tokens (the training "
                               "chorales' key profiles)")
+        from rnnmem.chorales.dataset import read_token_records
         from rnnmem.chorales.store import read_chorales
 
-        profiles = training_key_profiles(read_chorales(transposed), read_records(tokens))
+        profiles = training_key_profiles(read_chorales(transposed), read_token_records(tokens))
     device = pick_device()
     members = [stateful_next_logits(load_trained(path, device=device, vocab_path=vocab)[0]) for path in model_paths]
     model_path = model_paths[0] if len(model_paths) == 1 else ", ".join(str(path) for path in model_paths)
@@ -282,12 +277,13 @@ def lm_samples(params: dict[str, Any], vocab: Path, model_paths: list[Path], out
 def lm_sample_metrics(listings: list[Path], transposed: Path, tokens: Path, out: Path, figure: Path) -> None:
     """Musical and copy metrics of every sample set against the held-out Bach sopranos, every melody (samples and
     reference alike) first moved to the key found with the training chorales' key profiles (rnnmem.lm.keys)."""
+    from rnnmem.chorales.dataset import read_token_records
     from rnnmem.chorales.store import read_chorales
     from rnnmem.lm import figures
     from rnnmem.lm.metrics import CopyIndex, metrics_table, reference_metrics, sample_metrics
     from rnnmem.lm.render import tokens_to_chorale
 
-    records = read_records(tokens)
+    records = read_token_records(tokens)
     training = CopyIndex([r["tokens"] for r in records if r["split"] == "train"])
     held_out = {r["number"] for r in records if r["split"] == "test"}
     in_c = read_chorales(transposed)
